@@ -1,0 +1,15 @@
+export { ENV, DEFAULTS, TOKEN_TTL_BOUNDS } from './env.js'
+export { AgentId, AGENT_ALIASES, EventKind, Scope, TokenExpiry } from './names.js'
+export { normalizeAudience } from './audience.js'
+export { replayKey } from './replay-key.js'
+export {
+  GRANT_TYPE_TOKEN_EXCHANGE,
+  TOKEN_TYPE_ID_TOKEN,
+  TOKEN_TYPE_JWT,
+  TokenExchangeRequest,
+  TokenExchangeResponse,
+  OAuthErrorCode,
+  HiveMindExchangeError,
+  OAuthErrorBody,
+} from './oauth.js'
+export { ApiErrorBody, HealthCheckStatus, HealthResponse, MeResponse } from './api.js'

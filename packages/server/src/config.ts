@@ -1,0 +1,106 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { DEFAULTS, normalizeAudience } from '@hivemind/sdk/schemas'
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+
+const port = z.coerce.number().int().min(0).max(65535)
+const seconds = (min: number) => z.coerce.number().int().min(min)
+
+/**
+ * Server configuration, read once from the environment. Every variable is
+ * listed here; a bad value stops startup with one line naming it.
+ */
+export const ServerEnv = z.object({
+  HIVEMIND_HOST: z.string().min(1).default(DEFAULTS.serverHost),
+  HIVEMIND_PORT: port.default(DEFAULTS.serverPort),
+  /** Issuer of HiveMind JWTs and the default audience. Default `http://HOST:PORT`. */
+  HIVEMIND_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** PGlite data directory when DATABASE_URL is unset. */
+  HIVEMIND_DATA_DIR: z.string().min(1).optional(),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Replay store in Redis instead of PostgreSQL. */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  /** Encrypts signing keys at rest (any string ≥ 32 chars; keep it with your backups). */
+  HIVEMIND_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Bootstrap admin credential, sent as X-API-Key or bearer. */
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Leeway for ID-token time checks and the replay window (seconds). */
+  HIVEMIND_CLOCK_TOLERANCE_S: seconds(0).max(300).default(60),
+  /** Minimum time between two JWKS refetches of one issuer (seconds). */
+  HIVEMIND_JWKS_COOLDOWN_S: seconds(0).default(30),
+  /** Longest subject (ID) token accepted, in bytes. */
+  HIVEMIND_MAX_SUBJECT_TOKEN_BYTES: seconds(512).default(16_384),
+  /** Signing algorithm for new keys. */
+  HIVEMIND_SIGNING_ALG: z.enum(['ES256', 'EdDSA']).default('ES256'),
+  /** Failed exchanges allowed per client address per minute before 429. */
+  HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN: seconds(0).default(100),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NODE_ENV: z.string().optional(),
+  /** Test-only clock offset (seconds); honoured only when NODE_ENV=test. */
+  HIVEMIND_TEST_CLOCK_OFFSET_S: z.coerce.number().int().optional(),
+  HIVEMIND_METRICS: bool.default(true),
+})
+
+export interface ServerConfig {
+  host: string
+  port: number
+  /** Normalised (no trailing slash). */
+  publicUrl: string
+  /** The audience ID tokens must carry by default: the normalised public URL. */
+  audience: string
+  dataDir: string
+  databaseUrl: string | undefined
+  redisUrl: string | undefined
+  secretKey: string | undefined
+  adminApiKey: string | undefined
+  clockToleranceS: number
+  jwksCooldownS: number
+  maxSubjectTokenBytes: number
+  signingAlg: 'ES256' | 'EdDSA'
+  rateLimitExchangePerMin: number
+  logLevel: z.output<typeof ServerEnv>['LOG_LEVEL']
+  testClockOffsetS: number
+  metrics: boolean
+}
+
+/** Thrown for a bad environment; `main` prints `message` as one line and exits 2. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG'
+}
+
+/** Parse the environment once. Throws ConfigError naming the variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+  // Empty strings mean "unset", as in most twelve-factor servers.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = ServerEnv.safeParse(cleaned)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const name = String(issue.path[0] ?? '')
+    throw new ConfigError(`invalid ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`)
+  }
+  const e = parsed.data
+  const publicUrl = normalizeAudience(e.HIVEMIND_PUBLIC_URL ?? `http://${e.HIVEMIND_HOST.includes(':') ? `[${e.HIVEMIND_HOST}]` : e.HIVEMIND_HOST}:${e.HIVEMIND_PORT}`)
+  return {
+    host: e.HIVEMIND_HOST,
+    port: e.HIVEMIND_PORT,
+    publicUrl,
+    audience: publicUrl,
+    dataDir: e.HIVEMIND_DATA_DIR ?? join(homedir(), '.hivemind-server', 'data'),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    secretKey: e.HIVEMIND_SECRET_KEY,
+    adminApiKey: e.ADMIN_API_KEY,
+    clockToleranceS: e.HIVEMIND_CLOCK_TOLERANCE_S,
+    jwksCooldownS: e.HIVEMIND_JWKS_COOLDOWN_S,
+    maxSubjectTokenBytes: e.HIVEMIND_MAX_SUBJECT_TOKEN_BYTES,
+    signingAlg: e.HIVEMIND_SIGNING_ALG,
+    rateLimitExchangePerMin: e.HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN,
+    logLevel: e.LOG_LEVEL,
+    testClockOffsetS: e.NODE_ENV === 'test' ? (e.HIVEMIND_TEST_CLOCK_OFFSET_S ?? 0) : 0,
+    metrics: e.HIVEMIND_METRICS,
+  }
+}

@@ -1,0 +1,6 @@
+export { startOidcIssuer } from './oidc-issuer.js'
+export type { LocalOidcIssuer, MintOptions, IssuerAlg, StartIssuerOptions } from './oidc-issuer.js'
+export { githubClaims, kubernetesClaims, modalClaims, MODAL_TOKEN_TTL_SECONDS } from './claims.js'
+export { startGitHubTokenEndpoint } from './github-token-endpoint.js'
+export type { GitHubTokenEndpoint } from './github-token-endpoint.js'
+export { requireService, testDatabaseUrl, testRedisUrl } from './services.js'
