@@ -1,0 +1,33 @@
+import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici'
+
+const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'] as const
+
+let agent: { key: string; dispatcher: EnvHttpProxyAgent } | undefined
+
+/**
+ * `fetch` that honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY (AWS's SDK ignores them,
+ * a top complaint). Without proxy variables it is the global fetch, so test
+ * interceptors (msw) and Node's own settings apply unchanged.
+ */
+export function proxyAwareFetch(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): typeof fetch {
+  if (!PROXY_VARS.some((name) => env[name])) return globalThis.fetch
+  const key = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'].map((n) => env[n] ?? '').join('\n')
+  if (agent?.key !== key) {
+    agent = {
+      key,
+      dispatcher: new EnvHttpProxyAgent({
+        httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+        httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+        noProxy: env.NO_PROXY ?? env.no_proxy,
+      }),
+    }
+  }
+  const dispatcher = agent.dispatcher
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+      ...(init as Parameters<typeof undiciFetch>[1]),
+      dispatcher,
+    }) as unknown as Promise<Response>) as typeof fetch
+}
