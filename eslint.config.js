@@ -35,6 +35,7 @@ export default tseslint.config(
   {
     files: ['**/*.test.ts', '**/test/**/*.ts', 'bench/**/*.ts'],
     plugins: { vitest },
+    settings: { vitest: { typecheck: true } },
     rules: {
       ...vitest.configs.recommended.rules,
       // Tests poke at untyped JSON bodies on purpose.

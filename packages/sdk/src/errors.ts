@@ -23,7 +23,11 @@ export class HiveMindError extends Error {
   /** A sentence telling the user how to fix it, when we know. */
   readonly hint: string | undefined
 
-  constructor(code: HiveMindErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+  constructor(
+    code: HiveMindErrorCode,
+    message: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = this.constructor.name
     this.code = code
@@ -76,6 +80,8 @@ export interface ApiErrorInit {
   apiCode?: string | undefined
   data?: unknown
   hint?: string | undefined
+  /** Delay the server asked for in `Retry-After`, in milliseconds. */
+  retryAfterMs?: number | undefined
   cause?: unknown
 }
 
@@ -95,13 +101,18 @@ export class HiveMindApiError extends HiveMindError {
   /** `code` of an API error body. */
   readonly apiCode: string | undefined
   readonly data: unknown
+  /** Delay the server asked for in `Retry-After` (milliseconds), when it sent one. */
+  readonly retryAfterMs: number | undefined
 
   constructor(
     message: string,
     init: ApiErrorInit,
     code: 'ERR_API' | 'ERR_TOKEN_EXCHANGE_REJECTED' = 'ERR_API',
   ) {
-    super(code, message, { cause: init.cause, ...(init.hint === undefined ? {} : { hint: init.hint }) })
+    super(code, message, {
+      cause: init.cause,
+      ...(init.hint === undefined ? {} : { hint: init.hint }),
+    })
     this.status = init.status
     this.request = { method: init.method, url: init.url }
     this.requestId = init.requestId
@@ -109,6 +120,7 @@ export class HiveMindApiError extends HiveMindError {
     this.hivemindError = init.hivemindError
     this.apiCode = init.apiCode
     this.data = init.data
+    this.retryAfterMs = init.retryAfterMs
   }
 }
 
@@ -177,10 +189,10 @@ const CODES = new Set<string>([
 export function isHiveMindError(error: unknown): error is AnyHiveMindError {
   return (
     typeof error === 'object' &&
-    error !== null &&
+    error != null &&
     'code' in error &&
-    typeof (error as { code: unknown }).code === 'string' &&
-    CODES.has((error as { code: string }).code) &&
+    typeof error.code === 'string' &&
+    CODES.has(error.code) &&
     error instanceof Error
   )
 }

@@ -21,9 +21,15 @@ export const ServerEnv = z.object({
   HIVEMIND_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** PGlite data directory when DATABASE_URL is unset. */
   HIVEMIND_DATA_DIR: z.string().min(1).optional(),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   /** Replay store in Redis instead of PostgreSQL. */
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
   /** Encrypts signing keys at rest (any string ≥ 32 chars; keep it with your backups). */
   HIVEMIND_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   /** Bootstrap admin credential, sent as X-API-Key or bearer. */
@@ -38,6 +44,10 @@ export const ServerEnv = z.object({
   HIVEMIND_SIGNING_ALG: z.enum(['ES256', 'EdDSA']).default('ES256'),
   /** Failed exchanges allowed per client address per minute before 429. */
   HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN: seconds(0).default(100),
+  /** Failed exchanges allowed per verified (issuer, sub) per minute before 429 (0 = off). */
+  HIVEMIND_RATE_LIMIT_EXCHANGE_PER_SUBJECT_PER_MIN: seconds(0).default(100),
+  /** Key prefix of the Redis replay store. */
+  HIVEMIND_REDIS_KEY_PREFIX: z.string().min(1).default('hivemind:replay:'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),
   /** Test-only clock offset (seconds); honoured only when NODE_ENV=test. */
@@ -62,6 +72,8 @@ export interface ServerConfig {
   maxSubjectTokenBytes: number
   signingAlg: 'ES256' | 'EdDSA'
   rateLimitExchangePerMin: number
+  rateLimitExchangePerSubjectPerMin: number
+  redisKeyPrefix: string
   logLevel: z.output<typeof ServerEnv>['LOG_LEVEL']
   testClockOffsetS: number
   metrics: boolean
@@ -73,17 +85,26 @@ export class ConfigError extends Error {
 }
 
 /** Parse the environment once. Throws ConfigError naming the variable. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ServerConfig {
   // Empty strings mean "unset", as in most twelve-factor servers.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  )
   const parsed = ServerEnv.safeParse(cleaned)
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!
+    const issue = parsed.error.issues[0]
     const name = String(issue.path[0] ?? '')
-    throw new ConfigError(`invalid ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`)
+    throw new ConfigError(
+      `invalid ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`,
+    )
   }
   const e = parsed.data
-  const publicUrl = normalizeAudience(e.HIVEMIND_PUBLIC_URL ?? `http://${e.HIVEMIND_HOST.includes(':') ? `[${e.HIVEMIND_HOST}]` : e.HIVEMIND_HOST}:${e.HIVEMIND_PORT}`)
+  const publicUrl = normalizeAudience(
+    e.HIVEMIND_PUBLIC_URL ??
+      `http://${e.HIVEMIND_HOST.includes(':') ? `[${e.HIVEMIND_HOST}]` : e.HIVEMIND_HOST}:${e.HIVEMIND_PORT}`,
+  )
   return {
     host: e.HIVEMIND_HOST,
     port: e.HIVEMIND_PORT,
@@ -99,6 +120,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     maxSubjectTokenBytes: e.HIVEMIND_MAX_SUBJECT_TOKEN_BYTES,
     signingAlg: e.HIVEMIND_SIGNING_ALG,
     rateLimitExchangePerMin: e.HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN,
+    rateLimitExchangePerSubjectPerMin: e.HIVEMIND_RATE_LIMIT_EXCHANGE_PER_SUBJECT_PER_MIN,
+    redisKeyPrefix: e.HIVEMIND_REDIS_KEY_PREFIX,
     logLevel: e.LOG_LEVEL,
     testClockOffsetS: e.NODE_ENV === 'test' ? (e.HIVEMIND_TEST_CLOCK_OFFSET_S ?? 0) : 0,
     metrics: e.HIVEMIND_METRICS,
