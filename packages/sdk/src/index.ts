@@ -46,10 +46,17 @@ export type { DefaultChainInit } from './credentials/chain.js'
 export { TokenManager, TokenManagerOptions } from './token/token-manager.js'
 export type {
   TokenManagerInit,
+  TokenManagerOptionsInput,
+  TokenManagerStateChange,
   TokenManagerState,
   TokenManagerEvents,
   AccessToken,
 } from './token/token-manager.js'
 
 export { HiveMindClient, HiveMindClientOptions } from './http/client.js'
-export type { HiveMindClientInit, ClientAuth } from './http/client.js'
+export type {
+  HiveMindClientInit,
+  HiveMindClientOptionsInput,
+  ClientAuth,
+  ExchangeOptions,
+} from './http/client.js'

@@ -17,11 +17,13 @@ export function proxyAwareFetch(
   if (agent?.key !== key) {
     agent = {
       key,
-      dispatcher: new EnvHttpProxyAgent({
-        httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-        httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
-        noProxy: env.NO_PROXY ?? env.no_proxy,
-      }),
+      dispatcher: new EnvHttpProxyAgent(
+        definedOnly({
+          httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+          httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+          noProxy: env.NO_PROXY ?? env.no_proxy,
+        }),
+      ),
     }
   }
   const dispatcher = agent.dispatcher
@@ -29,5 +31,13 @@ export function proxyAwareFetch(
     undiciFetch(input as Parameters<typeof undiciFetch>[0], {
       ...(init as Parameters<typeof undiciFetch>[1]),
       dispatcher,
-    }) as unknown as Promise<Response>) as typeof fetch
+    }))
+}
+
+function definedOnly<T extends Record<string, string | undefined>>(
+  record: T,
+): { [K in keyof T]?: string } {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: string
+  }
 }

@@ -1,7 +1,15 @@
 import { z } from 'zod'
 
 /** Agent ids as stored and sent on the wire. */
-export const AgentId = z.enum(['claude-code', 'codex', 'gemini-cli', 'copilot', 'cursor', 'opencode', 'aider'])
+export const AgentId = z.enum([
+  'claude-code',
+  'codex',
+  'gemini-cli',
+  'copilot',
+  'cursor',
+  'opencode',
+  'aider',
+])
 export type AgentId = z.infer<typeof AgentId>
 
 /** Short names the CLI accepts besides the ids. */

@@ -68,6 +68,9 @@ export const HiveMindExchangeError = z.enum([
   'rate_limited',
   'replay_store_unavailable',
   'unsupported_token_type',
+  'unsupported_grant_type',
+  'invalid_request',
+  'invalid_target',
 ])
 export type HiveMindExchangeError = z.infer<typeof HiveMindExchangeError>
 

@@ -15,7 +15,9 @@ export function replayKey(claims: Readonly<Record<string, unknown>>): string {
   if (typeof claims.jti === 'string' && claims.jti.length > 0) {
     return `jti:${sha256(JSON.stringify([iss, claims.jti]))}`
   }
-  const aud = Array.isArray(claims.aud) ? [...(claims.aud as unknown[])].map(String).sort() : claims.aud
+  const aud = Array.isArray(claims.aud)
+    ? [...(claims.aud as unknown[])].map(String).sort()
+    : claims.aud
   const canonical = canonicalize(claims) ?? ''
   return `claims:${sha256(JSON.stringify([iss, aud ?? null, sha256(canonical)]))}`
 }
