@@ -29,13 +29,20 @@ export function githubClaims(repo = 'octo-org/octo-repo', overrides: Record<stri
   }
 }
 
-export function kubernetesClaims(namespace = 'agents', serviceAccount = 'runner', overrides: Record<string, unknown> = {}) {
+export function kubernetesClaims(
+  namespace = 'agents',
+  serviceAccount = 'runner',
+  overrides: Record<string, unknown> = {},
+) {
   return {
     sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
     aud: ['https://hivemind.example.com'],
     'kubernetes.io': {
       namespace,
-      pod: { name: `${serviceAccount}-7d9c7b9d4f-x2x9z`, uid: '0b3c2c4e-2f1a-4d8e-9a55-0f7c0f6c1a11' },
+      pod: {
+        name: `${serviceAccount}-7d9c7b9d4f-x2x9z`,
+        uid: '0b3c2c4e-2f1a-4d8e-9a55-0f7c0f6c1a11',
+      },
       serviceaccount: { name: serviceAccount, uid: '5e1a3f5c-8a0e-4d1b-9c9b-3b5f0a1e2d44' },
     },
     ...overrides,

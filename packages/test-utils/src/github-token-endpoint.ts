@@ -35,7 +35,9 @@ export async function startGitHubTokenEndpoint(
       const audience = url.searchParams.get('audience')
       requests.push({ audience, authorization: req.headers.authorization })
       if (req.headers.authorization !== `Bearer ${requestToken}`) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"message":"Bad credentials"}')
+        res
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end('{"message":"Bad credentials"}')
         return
       }
       if (pending > 0) {
@@ -54,7 +56,9 @@ export async function startGitHubTokenEndpoint(
         { ...githubClaims(options.repo, options.claims), ...(audience ? { aud: audience } : {}) },
         { ttlSeconds: options.ttlSeconds ?? 300 },
       )
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 1, value }))
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ count: 1, value }))
     })()
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

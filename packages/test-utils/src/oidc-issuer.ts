@@ -124,7 +124,9 @@ export async function startOidcIssuer(options: StartIssuerOptions = {}): Promise
         ...claims,
       }
       for (const name of mintOptions.omit ?? []) delete body[name]
-      const header = mintOptions.omitKid ? { alg: key.alg, typ: 'JWT' } : { alg: key.alg, typ: 'JWT', kid: key.kid }
+      const header = mintOptions.omitKid
+        ? { alg: key.alg, typ: 'JWT' }
+        : { alg: key.alg, typ: 'JWT', kid: key.kid }
       return new SignJWT(body).setProtectedHeader(header).sign(key.privateKey)
     },
     async rotateKey(rotateOptions = {}) {

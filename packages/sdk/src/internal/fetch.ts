@@ -27,11 +27,11 @@ export function proxyAwareFetch(
     }
   }
   const dispatcher = agent.dispatcher
-  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+  return (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
     undiciFetch(input as Parameters<typeof undiciFetch>[0], {
       ...(init as Parameters<typeof undiciFetch>[1]),
       dispatcher,
-    }))
+    })
 }
 
 function definedOnly<T extends Record<string, string | undefined>>(
