@@ -17,7 +17,9 @@ const client = new HiveMindClient({ auth: { tokenManager: manager } })
 
 try {
   const me = await client.me()
-  console.log(`authenticated as ${me.kind} ${me.name} (${me.id}) with scopes ${me.scopes.join(',')}`)
+  console.log(
+    `authenticated as ${me.kind} ${me.name} (${me.id}) with scopes ${me.scopes.join(',')}`,
+  )
 } catch (error) {
   if (isHiveMindError(error)) {
     console.error(`${error.code}: ${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}`)

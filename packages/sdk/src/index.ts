@@ -44,6 +44,7 @@ export { chain, defaultChain } from './credentials/chain.js'
 export type { DefaultChainInit } from './credentials/chain.js'
 
 export { TokenManager, TokenManagerOptions } from './token/token-manager.js'
+export type { Clock } from './internal/clock.js'
 export type {
   TokenManagerInit,
   TokenManagerOptionsInput,

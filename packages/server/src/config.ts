@@ -62,6 +62,8 @@ export interface ServerConfig {
   publicUrl: string
   /** The audience ID tokens must carry by default: the normalised public URL. */
   audience: string
+  /** False when derived from HOST:PORT; `listen` then fills in the real port when PORT is 0. */
+  publicUrlConfigured: boolean
   dataDir: string
   databaseUrl: string | undefined
   redisUrl: string | undefined
@@ -110,6 +112,7 @@ export function loadConfig(
     port: e.HIVEMIND_PORT,
     publicUrl,
     audience: publicUrl,
+    publicUrlConfigured: e.HIVEMIND_PUBLIC_URL !== undefined,
     dataDir: e.HIVEMIND_DATA_DIR ?? join(homedir(), '.hivemind-server', 'data'),
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

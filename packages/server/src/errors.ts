@@ -30,3 +30,27 @@ export class ReplayStoreUnavailableError extends Error {
     this.name = 'ReplayStoreUnavailableError'
   }
 }
+
+/**
+ * A bearer credential that is not valid (bad signature, expired, unknown key,
+ * revoked, disabled account…). The message is safe to show; it never includes the token.
+ */
+export class InvalidTokenError extends Error {
+  readonly code = 'ERR_INVALID_TOKEN'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'InvalidTokenError'
+  }
+}
+
+/**
+ * The server cannot start for a reason outside the code (port in use, database
+ * unreachable, undecryptable keys). `main` prints the message as one line, exit 1.
+ */
+export class StartupError extends Error {
+  readonly code = 'ERR_STARTUP'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StartupError'
+  }
+}

@@ -14,9 +14,20 @@ export interface MigrationResult {
   alreadyApplied: number
 }
 
+/** Lists the migration files this build ships, in order. */
+export async function migrationNames(dir?: string): Promise<string[]> {
+  const files = await readdir(dir ?? (await findMigrationsDir()))
+  return files.filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort()
+}
+
 export async function migrate(
   db: Db,
-  options: { dir?: string; onProgress?: (name: string, index: number, total: number) => void } = {},
+  options: {
+    dir?: string
+    onProgress?: (name: string, index: number, total: number) => void
+    /** Apply only the migrations this accepts (restore replays a backup's schema version first). */
+    only?: (name: string) => boolean
+  } = {},
 ): Promise<MigrationResult> {
   const dir = options.dir ?? (await findMigrationsDir())
   const files = (await readdir(dir)).filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort()
@@ -29,9 +40,11 @@ export async function migrate(
   return db.transaction(async (tx) => {
     if (lock) await tx.query('SELECT pg_advisory_xact_lock(8585001)')
     const done = new Set(
-      (await tx.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name),
+      (await tx.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map(
+        (r) => r.name,
+      ),
     )
-    const pending = files.filter((f) => !done.has(f))
+    const pending = files.filter((f) => !done.has(f) && (options.only?.(f) ?? true))
     let i = 0
     for (const file of pending) {
       options.onProgress?.(file, ++i, pending.length)

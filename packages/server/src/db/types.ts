@@ -11,7 +11,10 @@ export interface QueryResult<T> {
  */
 export interface Db {
   readonly kind: 'pglite' | 'postgres'
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>>
   /** Runs `fn` in one transaction; commits on success, rolls back on throw. */
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>
   /** Cheap liveness check for readiness probes. */
