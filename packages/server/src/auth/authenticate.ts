@@ -71,7 +71,8 @@ async function resolve(deps: AppDeps, ctx: Context): Promise<Principal | undefin
   const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization)
   if (!match) throw invalidToken('Authorization header must be "Bearer <token>"')
   const token = match[1]
-  // Read the env value each request: rotating ADMIN_API_KEY is a restart with a new value.
+  // Compared with the configured value on every request; rotating ADMIN_API_KEY is a
+  // restart with a new value (a running process never sees its environment change).
   if (deps.config.adminApiKey && safeEqual(token, deps.config.adminApiKey)) return adminPrincipal()
   if (token.startsWith(SA_TOKEN_PREFIX)) return staticTokenPrincipal(deps, token)
   return jwtPrincipal(deps, token)

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createPublicKey, randomUUID } from 'node:crypto'
 import { generateKeyPair, exportJWK, SignJWT, decodeJwt } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -270,6 +270,25 @@ describe('algorithms', () => {
           .setIssuedAt(nowS())
           .setExpirationTime(nowS() + 300)
           .sign(secret)
+      },
+      'disallowed_algorithm',
+    ],
+    [
+      'HS256 signed with the RSA issuer public key as PEM (key confusion)',
+      async () => {
+        const rsa = k8s.jwks().keys[0]!
+        const pem = createPublicKey({ key: rsa as import('node:crypto').JsonWebKey, format: 'jwk' })
+          .export({ type: 'spki', format: 'pem' })
+          .toString()
+        return new SignJWT({
+          ...kubernetesClaims('agents', 'runner'),
+          aud: PUBLIC_URL,
+          iss: k8s.issuer,
+        })
+          .setProtectedHeader({ alg: 'HS256', kid: k8s.currentKid })
+          .setIssuedAt(nowS())
+          .setExpirationTime(nowS() + 300)
+          .sign(new TextEncoder().encode(pem))
       },
       'disallowed_algorithm',
     ],

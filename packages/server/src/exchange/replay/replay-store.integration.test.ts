@@ -219,3 +219,42 @@ async function waitForRedis(port: number): Promise<void> {
   }
   throw new Error('redis-server did not start')
 }
+
+describe('postgres replay store down', () => {
+  it.skipIf(!hasPostgres)(
+    'answers 503 temporarily_unavailable over HTTP and never mints',
+    async () => {
+      // The replay store gets its own pool, which is then closed: the database is
+      // unreachable for replay claims while the rest of the server still works.
+      const fresh = await freshPostgresDatabase()
+      const replayDb = await openPostgres(fresh.url, { max: 2 })
+      await migrate(replayDb)
+      const store = createPostgresReplayStore(replayDb)
+      const h = await startExchangeHarness({ db: pgDb!, replay: () => store })
+      try {
+        const sa = await h.serviceAccount('pg-down')
+        await h.provider(sa, {
+          preset: 'github',
+          issuer: gh.issuer,
+          selector: 'repo:octo-org/pg-down',
+        })
+        await replayDb.close()
+        const token = await gh.mint(githubClaims('octo-org/pg-down'), { now: h.clock.now() })
+        const r = await h.exchange(token)
+        expect(r.status).toBe(503)
+        expect(r.body).toMatchObject({
+          error: 'temporarily_unavailable',
+          hivemind_error: 'replay_store_unavailable',
+        })
+        expect(r.body).not.toHaveProperty('access_token')
+        await expect(store.claim('k', Math.floor(Date.now() / 1000) + 60)).rejects.toBeInstanceOf(
+          ReplayStoreUnavailableError,
+        )
+      } finally {
+        await h.close()
+        await fresh.drop()
+      }
+    },
+    60_000,
+  )
+})
