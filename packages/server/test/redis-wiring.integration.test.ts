@@ -37,7 +37,7 @@ describe('REDIS_URL', () => {
         const keys = await redis.keys(`${prefix}*`)
         expect(keys).toHaveLength(1)
         // Kept until the ID token's exp (the store adds no shorter TTL of its own).
-        expect(await redis.ttl(keys[0]!)).toBeGreaterThan(500)
+        expect(await redis.ttl(keys[0])).toBeGreaterThan(500)
       } finally {
         redis.disconnect()
         await server.close()

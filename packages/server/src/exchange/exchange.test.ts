@@ -276,8 +276,8 @@ describe('algorithms', () => {
     [
       'HS256 signed with the RSA issuer public key as PEM (key confusion)',
       async () => {
-        const rsa = k8s.jwks().keys[0]!
-        const pem = createPublicKey({ key: rsa as import('node:crypto').JsonWebKey, format: 'jwk' })
+        const rsa = k8s.jwks().keys[0]
+        const pem = createPublicKey({ key: rsa, format: 'jwk' })
           .export({ type: 'spki', format: 'pem' })
           .toString()
         return new SignJWT({
