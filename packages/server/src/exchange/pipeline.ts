@@ -625,7 +625,7 @@ export class ExchangePipeline {
 
   async #import(jwk: JWK, alg: string): Promise<CryptoKey | Uint8Array> {
     let byAlg = this.#imported.get(jwk)
-    if (!byAlg) this.#imported.set(jwk, (byAlg = new Map()))
+    if (!byAlg) this.#imported.set(jwk, (byAlg = new Map<string, CryptoKey | Uint8Array>()))
     let key = byAlg.get(alg)
     if (!key) {
       key = await importJWK(jwk, alg)

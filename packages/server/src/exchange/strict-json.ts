@@ -16,48 +16,72 @@ export function parseJsonObjectStrict(text: string): Record<string, unknown> {
 
 const MAX_DEPTH = 64
 
-/** First duplicate key in already-valid JSON `text`, or undefined. */
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
+
+/**
+ * First duplicate key in already-valid JSON `text`, or undefined. It runs on every
+ * token exchange (header and payload), so it scans by char code and unescapes only
+ * keys that contain a backslash; string values are skipped, never decoded.
+ */
 export function findDuplicateKey(text: string): string | undefined {
   let i = 0
   const ws = () => {
-    while (i < text.length && ' \t\r\n'.includes(text[i])) i++
+    while (i < text.length && isSpace(text.charCodeAt(i))) i++
   }
-  const str = (): string => {
-    const start = i
+  /** Skips the string starting at `i`; returns whether it contains an escape. */
+  const skipString = (): boolean => {
+    let escaped = false
     i++ // opening quote
-    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1
-    i++
-    return JSON.parse(text.slice(start, i)) as string
+    for (;;) {
+      const c = text.charCodeAt(i)
+      if (c === QUOTE) break
+      if (c === BACKSLASH) {
+        escaped = true
+        i += 2
+      } else i++
+    }
+    i++ // closing quote
+    return escaped
+  }
+  const key = (): string => {
+    const start = i
+    // `"a"` and `"\u0061"` are the same key: unescape through JSON.parse when needed.
+    return skipString()
+      ? (JSON.parse(text.slice(start, i)) as string)
+      : text.slice(start + 1, i - 1)
   }
   const value = (depth: number): string | undefined => {
     if (depth > MAX_DEPTH) throw new SyntaxError('JSON nested too deeply')
     ws()
-    const c = text[i]
-    if (c === '{') {
+    const c = text.charCodeAt(i)
+    if (c === 0x7b /* { */) {
       i++
       const keys = new Set<string>()
       ws()
-      if (text[i] === '}') {
+      if (text.charCodeAt(i) === 0x7d /* } */) {
         i++
         return undefined
       }
       for (;;) {
         ws()
-        const key = str()
-        if (keys.has(key)) return key
-        keys.add(key)
+        const k = key()
+        if (keys.has(k)) return k
+        keys.add(k)
         ws()
         i++ // colon
         const d = value(depth + 1)
         if (d !== undefined) return d
         ws()
-        if (text[i++] === '}') return undefined
+        if (text.charCodeAt(i++) === 0x7d /* } */) return undefined
       }
     }
-    if (c === '[') {
+    if (c === 0x5b /* [ */) {
       i++
       ws()
-      if (text[i] === ']') {
+      if (text.charCodeAt(i) === 0x5d /* ] */) {
         i++
         return undefined
       }
@@ -65,14 +89,18 @@ export function findDuplicateKey(text: string): string | undefined {
         const d = value(depth + 1)
         if (d !== undefined) return d
         ws()
-        if (text[i++] === ']') return undefined
+        if (text.charCodeAt(i++) === 0x5d /* ] */) return undefined
       }
     }
-    if (c === '"') {
-      str()
+    if (c === QUOTE) {
+      skipString()
       return undefined
     }
-    while (i < text.length && !',]} \t\r\n'.includes(text[i])) i++
+    // A number, true, false or null: up to the next delimiter.
+    for (; i < text.length; i++) {
+      const d = text.charCodeAt(i)
+      if (d === 0x2c || d === 0x5d || d === 0x7d || isSpace(d)) break
+    }
     return undefined
   }
   return value(0)

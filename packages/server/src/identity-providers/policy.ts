@@ -10,6 +10,7 @@ const MAX_MACRO_NESTING = 2
 const MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter'])
 /** Keys that reach JavaScript internals; dropped from the policy input. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+const FORBIDDEN_KEY_TEXT = [...FORBIDDEN_KEYS].map((k) => JSON.stringify(k))
 
 /**
  * cel-js runs `matches` on the native RegExp engine, where `^(a+)+$` blocks the
@@ -195,6 +196,12 @@ export function policyInput(
   const json = JSON.stringify(claims)
   if (json.length > MAX_POLICY_INPUT_BYTES) {
     return { ok: false, error: `claims are larger than ${MAX_POLICY_INPUT_BYTES} bytes` }
+  }
+  // A reviver makes JSON.parse call back into JS for every value, on every exchange;
+  // only pay for it when a forbidden key can be present. JSON.stringify never escapes
+  // these names, so a key `__proto__` always appears as the literal `"__proto__"`.
+  if (!FORBIDDEN_KEY_TEXT.some((k) => json.includes(k))) {
+    return { ok: true, value: JSON.parse(json) as Record<string, unknown> }
   }
   return {
     ok: true,
