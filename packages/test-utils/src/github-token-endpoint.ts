@@ -10,8 +10,8 @@ export interface GitHubTokenEndpoint {
   readonly requestToken: string
   /** Audiences requested, in order. */
   readonly requests: { audience: string | null; authorization: string | undefined }[]
-  /** Answer the next N requests with GitHub's 403 "Pending" body. */
-  failPendingTimes(n: number): void
+  /** Answer the next N requests with GitHub's 403 "Pending" (or "Delayed") body. */
+  failPendingTimes(n: number, state?: 'Pending' | 'Delayed'): void
   /** Answer the next N requests with this status. */
   failTimes(n: number, status: number): void
   close(): Promise<void>
@@ -28,6 +28,7 @@ export async function startGitHubTokenEndpoint(
   const requestToken = `ghs_test_${Math.random().toString(36).slice(2)}`
   const requests: GitHubTokenEndpoint['requests'] = []
   let pending = 0
+  let pendingState: 'Pending' | 'Delayed' = 'Pending'
   let failures: { n: number; status: number } = { n: 0, status: 500 }
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -44,7 +45,9 @@ export async function startGitHubTokenEndpoint(
         pending--
         res
           .writeHead(403, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ message: "Can't issue ID_TOKEN for job in 'Pending' state" }))
+          .end(
+            JSON.stringify({ message: `Can't issue ID_TOKEN for job in '${pendingState}' state` }),
+          )
         return
       }
       if (failures.n > 0) {
@@ -67,8 +70,9 @@ export async function startGitHubTokenEndpoint(
     url: `http://127.0.0.1:${port}/_apis/distributedtask/hubs/build/plans/p/jobs/j/idtoken?api-version=2.0`,
     requestToken,
     requests,
-    failPendingTimes(n) {
+    failPendingTimes(n, state = 'Pending') {
       pending = n
+      pendingState = state
     },
     failTimes(n, status) {
       failures = { n, status }

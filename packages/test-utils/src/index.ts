@@ -4,3 +4,5 @@ export { githubClaims, kubernetesClaims, modalClaims, MODAL_TOKEN_TTL_SECONDS } 
 export { startGitHubTokenEndpoint } from './github-token-endpoint.js'
 export type { GitHubTokenEndpoint } from './github-token-endpoint.js'
 export { requireService, testDatabaseUrl, testRedisUrl } from './services.js'
+export { startForwardProxy } from './forward-proxy.js'
+export type { ForwardProxy } from './forward-proxy.js'

@@ -1,8 +1,10 @@
-import { createServer, request as httpRequest, type Server } from 'node:http'
-import { connect, type AddressInfo } from 'node:net'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import {
+  startForwardProxy,
   startGitHubTokenEndpoint,
   startOidcIssuer,
+  type ForwardProxy,
   type GitHubTokenEndpoint,
   type LocalOidcIssuer,
 } from '@hivemind/test-utils'
@@ -140,11 +142,14 @@ describe(`${fromGitHubActions.name}`, () => {
     )
   })
 
-  it("retries GitHub's 403 for a job still 'Pending', then succeeds", async () => {
-    endpoint.failPendingTimes(2)
-    await expect(github()()).resolves.toMatchObject({ kind: 'id-token' })
-    expect(endpoint.requests).toHaveLength(3)
-  })
+  it.each(['Pending', 'Delayed'] as const)(
+    "retries GitHub's 403 for a job still '%s', then succeeds",
+    async (state) => {
+      endpoint.failPendingTimes(2, state)
+      await expect(github()()).resolves.toMatchObject({ kind: 'id-token' })
+      expect(endpoint.requests).toHaveLength(3)
+    },
+  )
 
   it.each([
     ['a 403 denial', 403],
@@ -280,45 +285,16 @@ describe(`${fromGitHubActions.name}`, () => {
   })
 
   describe('proxy', () => {
-    let proxy: Server
+    let proxy: ForwardProxy
     let proxied: string[]
 
     beforeEach(async () => {
-      proxied = []
-      proxy = createServer((req, res) => {
-        // Plain HTTP forward proxy: the request line carries the absolute URL.
-        proxied.push(`${req.method} ${req.url}`)
-        const upstream = httpRequest(
-          req.url!,
-          { method: req.method, headers: req.headers },
-          (up) => {
-            res.writeHead(up.statusCode ?? 502, up.headers)
-            up.pipe(res)
-          },
-        )
-        upstream.on('error', () => res.writeHead(502).end())
-        req.pipe(upstream)
-      })
-      proxy.on('connect', (req, socket, head) => {
-        proxied.push(`CONNECT ${req.url}`)
-        const [host, port] = (req.url ?? '').split(':')
-        const upstream = connect(Number(port), host ?? '', () => {
-          socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-          upstream.write(head)
-          upstream.pipe(socket)
-          socket.pipe(upstream)
-        })
-        upstream.on('error', () => socket.destroy())
-        socket.on('error', () => upstream.destroy())
-      })
-      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+      proxy = await startForwardProxy()
+      proxied = proxy.requests
     })
-    afterEach(async () => {
-      proxy.closeAllConnections()
-      await new Promise((resolve) => proxy.close(resolve))
-    })
+    afterEach(() => proxy.close())
 
-    const proxyUrl = () => `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+    const proxyUrl = () => proxy.url
 
     it('goes through HTTPS_PROXY / HTTP_PROXY from env', async () => {
       const env = runnerEnv({ HTTPS_PROXY: proxyUrl(), HTTP_PROXY: proxyUrl() })
