@@ -138,6 +138,7 @@ function startServerProcess(
 function stopServerProcess(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     child.removeAllListeners('exit')
+    if (child.exitCode != null || child.signalCode != null) return resolve()
     child.once('exit', () => resolve())
     child.send('stop')
   })

@@ -188,6 +188,9 @@ export async function createServer(options: CreateServerOptions = {}): Promise<H
             server.closeIdleConnections()
           })
         }
+        // No request is in flight any more; write the audit records still queued
+        // before the database they go to is closed.
+        await deps.audit.flush?.()
         for (const c of owned.splice(0)) await c.close().catch(() => {})
       },
     }

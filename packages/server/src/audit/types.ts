@@ -14,4 +14,6 @@ export interface AuditEvent {
 
 export interface AuditLog {
   record(event: AuditEvent): Promise<void>
+  /** Writes whatever is still queued; `server.close()` calls it before closing the database. */
+  flush?(): Promise<void>
 }
