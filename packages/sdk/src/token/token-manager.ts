@@ -55,10 +55,40 @@ export const TokenManagerOptions = z.object({
   backgroundRetryMaxMs: z.number().int().positive().default(60_000),
   /** How often to re-read a static bearer or API key source (milliseconds). @default 300000 */
   passThroughRecheckMs: z.number().int().positive().default(300_000),
-})
+}) satisfies z.ZodType<unknown, TokenManagerOptionsInput>
 
-/** Options as a caller writes them (every field optional). */
-export type TokenManagerOptionsInput = z.input<typeof TokenManagerOptions>
+/**
+ * Options of {@link TokenManager} as a caller writes them; every field is optional.
+ * Declared as an interface (bound to the schema below) so the field docs survive in
+ * the published `.d.ts`, where types inferred from zod lose them (colinhacks/zod#3079).
+ */
+export interface TokenManagerOptionsInput {
+  /** Server URL; ignored when `client` is given. @default process.env.HIVEMIND_ENDPOINT */
+  endpoint?: string | undefined
+  /** Audience the ID token is requested for. @default process.env.HIVEMIND_AUDIENCE, else the endpoint URL (normalised) */
+  audience?: string | undefined
+  /** Space-separated scopes to request; may only narrow the service account's. */
+  scope?: string | undefined
+  /** Refresh this long before expiry (milliseconds). @default 300000 */
+  refreshWindowMs?: number | undefined
+  /** ...or at this fraction of the TTL, whichever is earlier. @default 0.8 */
+  refreshFraction?: number | undefined
+  /** Refresh up to this much earlier, at random, so a fleet does not refresh in step (milliseconds). @default 60000 */
+  jitterMaxMs?: number | undefined
+  /** Never refresh before this fraction of the TTL. @default 0.5 */
+  minFraction?: number | undefined
+  /** Stop serving the cached JWT this long before it expires and wait for the refresh (milliseconds). @default 60000 */
+  hardExpiryMarginMs?: number | undefined
+  /** How often to look at a source that returned an already-exchanged ID token again (milliseconds; 0 = only on getToken()). @default 10000 */
+  sourcePollMs?: number | undefined
+  /** First delay between failed background refreshes; doubles up to `backgroundRetryMaxMs`. @default 5000 */
+  backgroundRetryBaseMs?: number | undefined
+  /** Cap on the delay between failed background refreshes (milliseconds). @default 60000 */
+  backgroundRetryMaxMs?: number | undefined
+  /** How often to re-read a static bearer or API key source (milliseconds). @default 300000 */
+  passThroughRecheckMs?: number | undefined
+}
+
 type ResolvedOptions = z.output<typeof TokenManagerOptions>
 
 /**
