@@ -8,8 +8,15 @@ import type { AppDeps } from './deps.js'
 import { ApiError } from './errors.js'
 import { exchangeRoutes } from './exchange/routes.js'
 import { identityProviderRoutes } from './identity-providers/routes.js'
+import { clientAddress } from './middleware/client-address.js'
+import { csrfProtection } from './middleware/csrf.js'
+import { securityHeaders } from './middleware/security-headers.js'
 import { platformRoutes } from './platform/routes.js'
 import { serviceAccountRoutes } from './service-accounts/routes.js'
+import { authRoutes } from './users/auth-routes.js'
+import { userRoutes } from './users/routes.js'
+import { sessionRoutes } from './sessions/routes.js'
+import { sessionsBatchBody } from './sessions/body.js'
 
 /** Options of `createApp` beyond its dependencies. */
 export interface AppOptions {
@@ -26,7 +33,7 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/
 const QUIET_PATHS = new Set(['/api/v1/health', '/api/v1/health/live', '/metrics'])
 
 /**
- * Builds the Koa application: request ids, JSON request logs, security headers,
+ * Builds the Koa application: client address, request ids, JSON request logs, security headers,
  * one error middleware, body parsing, authentication and all routers. It does not
  * listen; `createServer` (or a test) does.
  *
@@ -39,8 +46,13 @@ export function createApp(deps: AppDeps, options: AppOptions = {}): Koa {
   // Koa's own error printing would leak stacks to stderr; errors are logged once below.
   app.silent = true
 
+  const https = deps.config.publicUrl.startsWith('https:')
+  // First, so logs, audit and rate limits all see the real client address.
+  app.use(clientAddress(deps.config.trustedProxies))
   app.use(requestContext(deps))
+  app.use(securityHeaders({ https }))
   app.use(errorHandler(deps))
+  app.use(sessionsBatchBody())
   app.use(
     bodyParser({
       enableTypes: ['json', 'form'],
@@ -48,20 +60,25 @@ export function createApp(deps: AppDeps, options: AppOptions = {}): Koa {
       formLimit: options.formLimit ?? '64kb',
     }),
   )
+  // forward-auth → session → API key / bearer, inside one middleware; then CSRF for cookies.
   app.use(authenticate(deps))
+  app.use(csrfProtection({ secure: https }))
   const routers = [
+    authRoutes(deps),
+    userRoutes(deps),
     platformRoutes(deps),
     serviceAccountRoutes(deps),
     auditRoutes(deps),
     exchangeRoutes(deps),
     identityProviderRoutes(deps),
+    sessionRoutes(deps),
     ...(options.routers ?? []),
   ]
   for (const router of routers) app.use(router.routes())
   return app
 }
 
-/** Request id, security headers, one log line and metrics per request. */
+/** Request id, one log line and metrics per request. */
 function requestContext(deps: AppDeps): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint()
@@ -69,9 +86,6 @@ function requestContext(deps: AppDeps): Middleware {
     const requestId = REQUEST_ID_RE.test(incoming) ? incoming : randomUUID()
     ctx.state.requestId = requestId
     ctx.set('X-Request-Id', requestId)
-    ctx.set('X-Content-Type-Options', 'nosniff')
-    ctx.set('X-Frame-Options', 'DENY')
-    ctx.set('Referrer-Policy', 'no-referrer')
     if (ctx.path.startsWith('/api/') || ctx.path.startsWith('/oauth/'))
       ctx.set('Cache-Control', 'no-store')
     try {

@@ -1,4 +1,5 @@
 import { homedir } from 'node:os'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { DEFAULTS, normalizeAudience } from '@hivemind/sdk/schemas'
@@ -9,6 +10,33 @@ const bool = z
 
 const port = z.coerce.number().int().min(0).max(65535)
 const seconds = (min: number) => z.coerce.number().int().min(min)
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+
+/** Comma-separated CIDRs (a bare address means that one host), checked at startup. */
+function cidrList(name: string, raw: string | undefined): string[] {
+  const list = (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const entry of list) {
+    if (!isCidr(entry)) {
+      throw new ConfigError(
+        `invalid ${name}=${JSON.stringify(raw)}: "${entry}" is not an IPv4 or IPv6 address or CIDR`,
+      )
+    }
+  }
+  return list
+}
+
+function isCidr(entry: string): boolean {
+  const [addr, prefix, extra] = entry.split('/')
+  if (extra !== undefined || addr === undefined) return false
+  const family = isIP(addr)
+  if (family === 0) return false
+  if (prefix === undefined) return true
+  if (!/^\d{1,3}$/.test(prefix)) return false
+  return Number(prefix) <= (family === 4 ? 32 : 128)
+}
 
 /**
  * Server configuration, read once from the environment. Every variable is
@@ -53,6 +81,29 @@ export const ServerEnv = z.object({
   /** Test-only clock offset (seconds); honoured only when NODE_ENV=test. */
   HIVEMIND_TEST_CLOCK_OFFSET_S: z.coerce.number().int().optional(),
   HIVEMIND_METRICS: bool.default(true),
+  /** Largest `POST /api/v1/sessions/batch` body (bytes); larger → 413. */
+  HIVEMIND_SESSIONS_MAX_BODY_BYTES: seconds(1024).default(32 * 1024 * 1024),
+  /** Most sessions + events in one batch; more → 413. */
+  HIVEMIND_SESSIONS_MAX_BATCH_ITEMS: seconds(1).default(5000),
+  /** Comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client. */
+  HIVEMIND_TRUSTED_PROXIES: z.string().optional(),
+  /** Failed authentications allowed per client address per minute before 429. */
+  HIVEMIND_RATE_LIMIT_AUTH_FAILURES_PER_MIN: seconds(0).default(100),
+  /** Failed logins allowed per (account, client address) per minute before 429. */
+  HIVEMIND_RATE_LIMIT_LOGIN_FAILURES_PER_MIN: seconds(0).default(20),
+  /** Browser session lifetime (seconds). */
+  HIVEMIND_SESSION_TTL_S: seconds(60).default(7 * 86_400),
+  /** SSO through a reverse proxy that sets identity headers (Authentik, Authelia, oauth2-proxy). */
+  HIVEMIND_FORWARD_AUTH: bool.default(false),
+  /** Comma-separated CIDRs (IPv4 and IPv6) of the proxies allowed to send identity headers. */
+  HIVEMIND_FORWARD_AUTH_TRUSTED_NETS: z.string().optional(),
+  HIVEMIND_FORWARD_AUTH_USER_HEADER: headerName.default('X-Authentik-Username'),
+  HIVEMIND_FORWARD_AUTH_EMAIL_HEADER: headerName.default('X-Authentik-Email'),
+  HIVEMIND_FORWARD_AUTH_GROUPS_HEADER: headerName.default('X-Authentik-Groups'),
+  HIVEMIND_FORWARD_AUTH_GROUPS_DELIM: z.string().min(1).max(8).default('|'),
+  HIVEMIND_GROUP_ADMIN: z.string().min(1).default('hivemind-admin'),
+  HIVEMIND_GROUP_USER: z.string().min(1).default('hivemind-user'),
+  HIVEMIND_GROUP_READONLY: z.string().min(1).default('hivemind-readonly'),
 })
 
 export interface ServerConfig {
@@ -79,6 +130,27 @@ export interface ServerConfig {
   logLevel: z.output<typeof ServerEnv>['LOG_LEVEL']
   testClockOffsetS: number
   metrics: boolean
+  /** HIVEMIND_SESSIONS_MAX_BODY_BYTES: largest batch upload body. */
+  sessionsMaxBodyBytes: number
+  /** HIVEMIND_SESSIONS_MAX_BATCH_ITEMS: most sessions + events per batch. */
+  sessionsMaxBatchItems: number
+  /** HIVEMIND_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed. */
+  trustedProxies: string[]
+  rateLimitAuthFailuresPerMin: number
+  rateLimitLoginFailuresPerMin: number
+  sessionTtlS: number
+  forwardAuth: {
+    enabled: boolean
+    /** Empty = trust nobody (fail closed). */
+    trustedNets: string[]
+    userHeader: string
+    emailHeader: string
+    groupsHeader: string
+    groupsDelim: string
+    groupAdmin: string
+    groupUser: string
+    groupReadOnly: string
+  }
 }
 
 /** Thrown for a bad environment; `main` prints `message` as one line and exits 2. */
@@ -128,5 +200,25 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     testClockOffsetS: e.NODE_ENV === 'test' ? (e.HIVEMIND_TEST_CLOCK_OFFSET_S ?? 0) : 0,
     metrics: e.HIVEMIND_METRICS,
+    sessionsMaxBodyBytes: e.HIVEMIND_SESSIONS_MAX_BODY_BYTES,
+    sessionsMaxBatchItems: e.HIVEMIND_SESSIONS_MAX_BATCH_ITEMS,
+    trustedProxies: cidrList('HIVEMIND_TRUSTED_PROXIES', e.HIVEMIND_TRUSTED_PROXIES),
+    rateLimitAuthFailuresPerMin: e.HIVEMIND_RATE_LIMIT_AUTH_FAILURES_PER_MIN,
+    rateLimitLoginFailuresPerMin: e.HIVEMIND_RATE_LIMIT_LOGIN_FAILURES_PER_MIN,
+    sessionTtlS: e.HIVEMIND_SESSION_TTL_S,
+    forwardAuth: {
+      enabled: e.HIVEMIND_FORWARD_AUTH,
+      trustedNets: cidrList(
+        'HIVEMIND_FORWARD_AUTH_TRUSTED_NETS',
+        e.HIVEMIND_FORWARD_AUTH_TRUSTED_NETS,
+      ),
+      userHeader: e.HIVEMIND_FORWARD_AUTH_USER_HEADER,
+      emailHeader: e.HIVEMIND_FORWARD_AUTH_EMAIL_HEADER,
+      groupsHeader: e.HIVEMIND_FORWARD_AUTH_GROUPS_HEADER,
+      groupsDelim: e.HIVEMIND_FORWARD_AUTH_GROUPS_DELIM,
+      groupAdmin: e.HIVEMIND_GROUP_ADMIN,
+      groupUser: e.HIVEMIND_GROUP_USER,
+      groupReadOnly: e.HIVEMIND_GROUP_READONLY,
+    },
   }
 }

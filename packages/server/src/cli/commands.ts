@@ -1,3 +1,4 @@
+import { adminKeyCommand } from './admin-key.js'
 import { backupCommand } from './backup.js'
 import { explainCommand } from './explain.js'
 import { keysCommand } from './keys.js'
@@ -17,4 +18,5 @@ export const commands: CliCommand[] = [
   backupCommand,
   restoreCommand,
   explainCommand,
+  adminKeyCommand,
 ]

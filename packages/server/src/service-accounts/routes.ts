@@ -75,13 +75,17 @@ export function serviceAccountRoutes(deps: AppDeps): Router {
   router.get('/api/v1/me', requireAuth(), (ctx) => {
     const p = principalOf(ctx)!
     const body: MeResponse = {
-      // The bootstrap admin acts as a (virtual) user until people/roles land.
-      kind: p.kind === 'admin' ? 'user' : 'service_account',
+      // The bootstrap admin acts as a (virtual) Admin user.
+      kind: p.kind === 'service_account' ? 'service_account' : 'user',
       id: p.id,
       name: p.name,
       scopes: p.scopes,
       credential: p.via,
-      ...(p.kind === 'admin' ? { role: 'Admin' } : { expires_at: p.expiresAt && iso(p.expiresAt) }),
+      ...(p.kind === 'admin'
+        ? { role: 'Admin' }
+        : p.kind === 'user'
+          ? { role: p.role, expires_at: p.expiresAt && iso(p.expiresAt) }
+          : { expires_at: p.expiresAt && iso(p.expiresAt) }),
     }
     ctx.body = body
   })
