@@ -14,6 +14,19 @@ import { parseRetryAfter, withRetry, type RetryPolicy } from '../internal/retry.
 import { ApiErrorBody, HealthResponse, MeResponse } from '../schemas/api.js'
 import { ENV } from '../schemas/env.js'
 import {
+  BatchUploadResponse,
+  EventList,
+  SearchResponse,
+  SessionList,
+  SessionRecord,
+  StatsResponse,
+  type BatchUploadRequest,
+  type EventListQuery,
+  type SearchQuery,
+  type SessionListQuery,
+  type StatsQuery,
+} from '../schemas/sessions-api.js'
+import {
   GRANT_TYPE_TOKEN_EXCHANGE,
   OAuthErrorBody,
   TOKEN_TYPE_ID_TOKEN,
@@ -107,6 +120,10 @@ interface RequestSpec<S extends z.ZodType> {
   path: string
   schema: S
   body?: URLSearchParams | undefined
+  /** JSON request body. */
+  json?: unknown
+  /** Query string parameters (undefined values are left out). */
+  query?: Readonly<Record<string, string | number | undefined>> | undefined
   auth: boolean
   signal?: AbortSignal | undefined
   /** Statuses whose body is still the answer (health is 503 with the same body). */
@@ -118,9 +135,19 @@ interface RequestSpec<S extends z.ZodType> {
 const PATH_TOKEN = 'oauth/token'
 const PATH_HEALTH = 'api/v1/health'
 const PATH_ME = 'api/v1/me'
+const PATH_BATCH = 'api/v1/sessions/batch'
+const PATH_SESSIONS = 'api/v1/sessions'
+const PATH_SEARCH = 'api/v1/search'
+const PATH_STATS = 'api/v1/stats'
+
+/** Per-call options of the API methods. */
+export interface CallOptions {
+  signal?: AbortSignal | undefined
+}
 
 /**
- * Typed client of the HiveMind server: RFC 8693 token exchange, health and whoami.
+ * Typed client of the HiveMind server: RFC 8693 token exchange, health, whoami, and the
+ * sessions API (batch upload, list, events, search, stats).
  * Retries network errors, timeouts, 408, 429 (honouring `Retry-After`) and 5xx with
  * full-jitter backoff inside an overall deadline; never retries 400/401/403 denials.
  * Errors are {@link HiveMindApiError} (status, request, request id, OAuth `error`,
@@ -254,6 +281,107 @@ export class HiveMindClient {
     })
   }
 
+  /**
+   * Uploads one batch of normalised sessions and events (scope `write`). Idempotent: a
+   * retried batch comes back as duplicates, so network failures are retried. Items the
+   * server refuses are listed in `rejected`, not thrown; a batch over the server's limits
+   * throws {@link HiveMindApiError} with status 413 (split it and send the halves).
+   *
+   * @example
+   * const { accepted, duplicates, rejected } = await client.uploadBatch({ sessions, events })
+   * @see DESIGN.md "Batch upload"
+   */
+  uploadBatch(batch: BatchUploadRequest, options: CallOptions = {}): Promise<BatchUploadResponse> {
+    return this.#withRetry({
+      kind: 'api',
+      method: 'POST',
+      path: PATH_BATCH,
+      schema: BatchUploadResponse,
+      json: { sessions: batch.sessions ?? [], events: batch.events ?? [] },
+      auth: true,
+      signal: options.signal,
+    })
+  }
+
+  /**
+   * One page of sessions, newest first (scope `read`; team-wide, `owner` is a filter).
+   * Pass `next_cursor` back as `cursor` for the next page.
+   *
+   * @example
+   * const { items, next_cursor } = await client.listSessions({ agent: 'codex', limit: 100 })
+   */
+  listSessions(query: SessionListQuery = {}, options: CallOptions = {}): Promise<SessionList> {
+    return this.#get(PATH_SESSIONS, SessionList, query, options)
+  }
+
+  /**
+   * One session by the server's `id` or by its `session_key` (add `owner` when two owners
+   * uploaded the same session).
+   *
+   * @example
+   * const session = await client.getSession(sessionKey('codex', id))
+   */
+  getSession(
+    id: string,
+    query: { owner?: string | undefined } = {},
+    options: CallOptions = {},
+  ): Promise<SessionRecord> {
+    return this.#get(`${PATH_SESSIONS}/${encodeURIComponent(id)}`, SessionRecord, query, options)
+  }
+
+  /**
+   * One page of a session's events in source order (`seq`, then `thread`), each with its
+   * `event_key`.
+   *
+   * @example
+   * const { items } = await client.listEvents(session.id, { thread: 'main' })
+   */
+  listEvents(
+    id: string,
+    query: EventListQuery & { owner?: string | undefined } = {},
+    options: CallOptions = {},
+  ): Promise<EventList> {
+    return this.#get(`${PATH_SESSIONS}/${encodeURIComponent(id)}/events`, EventList, query, options)
+  }
+
+  /**
+   * Full-text search over event text (web-search syntax: `"a phrase" -word or`), best
+   * first, with HTML-escaped snippets whose matches are wrapped in `<mark>`.
+   *
+   * @example
+   * const { items } = await client.search({ q: '"broke the migration"', agent: 'claude-code' })
+   */
+  search(query: SearchQuery, options: CallOptions = {}): Promise<SearchResponse> {
+    return this.#get(PATH_SEARCH, SearchResponse, query, options)
+  }
+
+  /**
+   * Sessions, events and tokens in total and by agent, owner and day.
+   *
+   * @example
+   * const { totals, by_day } = await client.stats({ since: '2026-01-01' })
+   */
+  stats(query: StatsQuery = {}, options: CallOptions = {}): Promise<StatsResponse> {
+    return this.#get(PATH_STATS, StatsResponse, query, options)
+  }
+
+  #get<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    query: object,
+    options: CallOptions,
+  ): Promise<z.output<S>> {
+    return this.#withRetry({
+      kind: 'api',
+      method: 'GET',
+      path,
+      schema,
+      query: query as Record<string, string | number | undefined>,
+      auth: true,
+      signal: options.signal,
+    })
+  }
+
   #exchangeSpec(
     subjectToken: string,
     options: ExchangeOptions,
@@ -307,6 +435,8 @@ export class HiveMindClient {
         headers,
         timeout: timeoutMs,
         ...(spec.body === undefined ? {} : { body: spec.body }),
+        ...(spec.json === undefined ? {} : { json: spec.json }),
+        ...(spec.query === undefined ? {} : { searchParams: searchParams(spec.query) }),
         ...(spec.signal === undefined ? {} : { signal: spec.signal }),
       })
     } catch (error) {
@@ -426,6 +556,14 @@ export class HiveMindClient {
   #url(path: string): string {
     return safeUrl(`${this.endpoint}/${path}`)
   }
+}
+
+function searchParams(
+  query: Readonly<Record<string, string | number | undefined>>,
+): URLSearchParams {
+  const params = new URLSearchParams()
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v))
+  return params
 }
 
 function headersFor(token: AccessToken): Record<string, string> {

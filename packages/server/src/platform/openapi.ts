@@ -15,6 +15,13 @@ import {
   ServiceAccountTokenList,
   TokenExchangeRequest,
   TokenExchangeResponse,
+  BatchUploadRequest,
+  BatchUploadResponse,
+  EventList,
+  SearchResponse,
+  SessionList,
+  SessionRecord,
+  StatsResponse,
 } from '@hivemind/sdk/schemas'
 
 type Auth = 'public' | 'admin' | 'any'
@@ -35,6 +42,15 @@ export interface ApiOperation {
 }
 
 const ServiceAccountId = { id: 'Service account id (`sa_…`)' }
+const SessionFilterParams = {
+  agent: 'Agent id (`claude-code`, `codex`, …)',
+  owner: 'Owner id (`sa_…`, `usr_…`): a filter, not a wall',
+  since: 'Sessions started at or after (ISO 8601 or YYYY-MM-DD)',
+  until: 'Sessions started before (ISO 8601 or YYYY-MM-DD)',
+  cwd: 'Working directory prefix',
+  repo: '`org/name`, or `name` alone',
+  git_branch: 'Git branch',
+}
 const PageParams = {
   limit: 'Page size, 1-500 (default 50)',
   cursor: '`next_cursor` of the previous page',
@@ -189,6 +205,73 @@ export const OPERATIONS: ApiOperation[] = [
       result: '`success` or `failure`',
     },
   },
+  {
+    method: 'post',
+    path: '/api/v1/sessions/batch',
+    summary:
+      'Upload normalised sessions and events (scope write); per-item results, 413 over the limits',
+    auth: 'any',
+    tag: 'sessions',
+    request: BatchUploadRequest,
+    response: BatchUploadResponse,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/sessions',
+    summary: 'Sessions of the whole team, newest first (scope read)',
+    auth: 'any',
+    tag: 'sessions',
+    response: SessionList,
+    query: { ...PageParams, ...SessionFilterParams },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/sessions/{id}',
+    summary: 'One session by id or session_key (scope read)',
+    auth: 'any',
+    tag: 'sessions',
+    response: SessionRecord,
+    query: { owner: 'Owner id, when two owners uploaded the same session_key' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/sessions/{id}/events',
+    summary: "A session's events in source order: seq, then thread (scope read)",
+    auth: 'any',
+    tag: 'sessions',
+    response: EventList,
+    query: {
+      ...PageParams,
+      owner: 'Owner id, when two owners uploaded the same session_key',
+      thread: 'Only this thread (`main` or a subagent id)',
+      kind: 'Only this event kind',
+      include_removed: '`true` to list tombstoned events too',
+      include_raw: '`true` to include the raw source record',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/search',
+    summary: 'Full-text search over event text, ranked, with highlighted snippets (scope read)',
+    auth: 'any',
+    tag: 'sessions',
+    response: SearchResponse,
+    query: {
+      q: 'Web-search syntax: words, "a phrase", -not, or',
+      kind: 'Only this event kind',
+      ...PageParams,
+      ...SessionFilterParams,
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/stats',
+    summary: 'Sessions, events and tokens in total and by agent, owner and day (scope read)',
+    auth: 'any',
+    tag: 'sessions',
+    response: StatsResponse,
+    query: SessionFilterParams,
+  },
 ]
 
 function schema(s: z.ZodType, io: 'input' | 'output'): unknown {
@@ -223,7 +306,11 @@ export function buildOpenApi(options: {
         in: 'path',
         required: true,
         schema: { type: 'string' },
-        ...(m[1] === 'id' ? { description: ServiceAccountId.id } : {}),
+        ...(m[1] === 'id' && op.path.startsWith('/api/v1/service-accounts/')
+          ? { description: ServiceAccountId.id }
+          : m[1] === 'id' && op.path.startsWith('/api/v1/sessions/')
+            ? { description: 'Session id, or its 64-hex session_key' }
+            : {}),
       })),
       ...Object.entries(op.query ?? {}).map(([name, description]) => ({
         name,

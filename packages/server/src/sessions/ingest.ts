@@ -1,0 +1,497 @@
+import {
+  NormalizedEvent,
+  SessionUpload,
+  type BatchRejection,
+  type BatchUploadResponse,
+} from '@hivemind/sdk/schemas'
+import type { z } from 'zod'
+import type { Db } from '../db/types.js'
+
+/** Who a batch is stored under (`ownerOf(principal)`). */
+export interface Owner {
+  kind: 'admin' | 'service_account' | 'user'
+  id: string
+}
+
+type Session = z.output<typeof SessionUpload>
+type Event = z.output<typeof NormalizedEvent>
+
+interface StoredEvent {
+  event_key: string
+  session_id: string | number
+  rev: string | number | null
+  tombstone: boolean
+  input_tokens: string | number | null
+  output_tokens: string | number | null
+  cache_read_tokens: string | number | null
+  cache_write_tokens: string | number | null
+  reasoning_tokens: string | number | null
+}
+
+const TOKEN_FIELDS = [
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
+  'reasoning_tokens',
+] as const
+type Tokens = [number, number, number, number, number]
+
+/**
+ * Stores one upload batch in one transaction and reports per item.
+ *
+ * - Items are validated one by one; bad ones land in `rejected` naming the field.
+ * - Sessions merge into the stored row (earliest start, latest end, non-null fields win).
+ * - Events: a new key is inserted; an event with a higher `rev` replaces the stored one; a
+ *   tombstone marks it removed; anything else repeating a key is a duplicate.
+ * - Session counters (events, tokens) move by the batch's deltas, so reads never aggregate
+ *   events.
+ */
+export async function ingestBatch(
+  db: Db,
+  owner: Owner,
+  body: { sessions: unknown[]; events: unknown[] },
+): Promise<BatchUploadResponse> {
+  const rejected: BatchRejection[] = []
+  let duplicates = 0
+
+  const sessions = new Map<string, Session>()
+  body.sessions.forEach((item, index) => {
+    const r = SessionUpload.safeParse(item)
+    if (!r.success) {
+      const key = keyOf(item, 'session_key')
+      rejected.push({
+        kind: 'session',
+        index,
+        ...(key ? { session_key: key } : {}),
+        error: issue(item, r.error),
+      })
+      return
+    }
+    const prev = sessions.get(r.data.session_key)
+    if (prev) duplicates++
+    sessions.set(r.data.session_key, prev ? mergeSessions(prev, r.data) : r.data)
+  })
+
+  const events = new Map<string, Event>()
+  body.events.forEach((item, index) => {
+    const r = NormalizedEvent.safeParse(item)
+    if (!r.success) {
+      const key = keyOf(item, 'event_key')
+      rejected.push({
+        kind: 'event',
+        index,
+        ...(key ? { event_key: key } : {}),
+        error: issue(item, r.error),
+      })
+      return
+    }
+    const prev = events.get(r.data.event_key)
+    if (!prev) return void events.set(r.data.event_key, r.data)
+    // Two versions of one record in one batch: the later revision (or the tombstone) wins.
+    duplicates++
+    if (supersedes(r.data, prev.rev ?? null, prev.tombstone === true))
+      events.set(r.data.event_key, r.data)
+  })
+
+  if (sessions.size === 0 && events.size === 0) return { accepted: 0, duplicates, rejected }
+
+  const result = await db.transaction(async (tx) => {
+    const touched = [
+      ...new Set([...sessions.keys(), ...[...events.values()].map((e) => e.session_key)]),
+    ]
+    // Serialise batches that touch the same sessions, so counter deltas computed from the
+    // rows read below stay exact under concurrent uploads (several replicas, CI jobs).
+    if (tx.kind === 'postgres') {
+      await tx.query(
+        `SELECT pg_advisory_xact_lock(h) FROM (
+           SELECT hashtextextended($1 || ':' || $2 || ':' || k, 0) AS h FROM unnest($3::text[]) AS k ORDER BY 1
+         ) AS locks`,
+        [owner.kind, owner.id, touched],
+      )
+    }
+    const sessionChanges = await upsertSessions(tx, owner, [...sessions.values()])
+    const ids = await ensureSessions(tx, owner, touched)
+    const eventChanges = await upsertEvents(tx, owner, [...events.values()], ids)
+    return { accepted: sessionChanges + eventChanges }
+  })
+  duplicates += sessions.size + events.size - result.accepted
+  return { accepted: result.accepted, duplicates, rejected: rejected.sort(byItem) }
+}
+
+function byItem(a: BatchRejection, b: BatchRejection): number {
+  return a.kind === b.kind ? a.index - b.index : a.kind === 'session' ? -1 : 1
+}
+
+function keyOf(item: unknown, field: string): string | undefined {
+  const v = (item as Record<string, unknown> | null)?.[field]
+  return typeof v === 'string' && v.length <= 128 ? v : undefined
+}
+
+function issue(item: unknown, error: z.ZodError): string {
+  const i = error.issues[0]
+  const path = i.path.map(String).join('.') || 'item'
+  const message =
+    i.path.length > 0 && valueAt(item, i.path) === undefined
+      ? 'is required'
+      : i.code === 'unrecognized_keys'
+        ? `unknown field(s) ${i.keys.join(', ')}`
+        : i.message
+  return `${path}: ${message}`
+}
+
+function valueAt(item: unknown, path: readonly PropertyKey[]): unknown {
+  let v = item
+  for (const k of path) v = (v as Record<PropertyKey, unknown> | null | undefined)?.[k]
+  return v
+}
+
+/** Does `e` replace a stored record with `rev`/`tombstone`? (DESIGN.md "Batch upload") */
+function supersedes(e: Event, rev: number | null, tombstone: boolean): boolean {
+  if (e.rev !== undefined) return rev == null || e.rev > rev
+  return e.tombstone === true && !tombstone
+}
+
+const earliest = (a: string | null, b: string | null) =>
+  a == null ? b : b == null ? a : Date.parse(a) <= Date.parse(b) ? a : b
+const latest = (a: string | null, b: string | null) =>
+  a == null ? b : b == null ? a : Date.parse(a) >= Date.parse(b) ? a : b
+
+function mergeSessions(a: Session, b: Session): Session {
+  return {
+    ...a,
+    ...Object.fromEntries(Object.entries(b).filter(([, v]) => v != null)),
+    started_at: earliest(a.started_at, b.started_at),
+    ended_at: latest(a.ended_at, b.ended_at),
+    agent_versions: union(a.agent_versions ?? [], b.agent_versions ?? []),
+    source_paths: union(a.source_paths, b.source_paths),
+  }
+}
+
+function union(a: readonly string[], b: readonly string[]): string[] {
+  return [...new Set([...a, ...b])]
+}
+
+/** PostgreSQL text cannot hold NUL; agents' tool output sometimes does. */
+function clean(s: string | null | undefined): string | null {
+  return s == null ? null : s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s
+}
+
+function json(v: unknown): string | null {
+  if (v === undefined) return null
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x))
+}
+
+function repoOf(s: Session): string | null {
+  if (s.repo) return s.repo
+  if (!s.cwd) return null
+  const parts = s.cwd.split(/[\\/]+/).filter(Boolean)
+  return parts.at(-1) ?? null
+}
+
+// Merge rules of DESIGN.md as SQL over the stored row `s` and the incoming EXCLUDED row.
+// Non-null incoming values win (a later file knows the title, a resumed one the model).
+const MERGE: Record<string, string> = {
+  agent: 'COALESCE(EXCLUDED.agent, s.agent)',
+  source_session_id: 'COALESCE(EXCLUDED.source_session_id, s.source_session_id)',
+  parent_session_key: 'COALESCE(EXCLUDED.parent_session_key, s.parent_session_key)',
+  parent_source_session_id:
+    'COALESCE(EXCLUDED.parent_source_session_id, s.parent_source_session_id)',
+  relation: 'COALESCE(EXCLUDED.relation, s.relation)',
+  cwd: 'COALESCE(EXCLUDED.cwd, s.cwd)',
+  repo: 'COALESCE(EXCLUDED.repo, s.repo)',
+  git_branch: 'COALESCE(EXCLUDED.git_branch, s.git_branch)',
+  model: 'COALESCE(EXCLUDED.model, s.model)',
+  title: 'COALESCE(EXCLUDED.title, s.title)',
+  host: 'COALESCE(EXCLUDED.host, s.host)',
+  // LEAST/GREATEST skip NULLs.
+  started_at: 'LEAST(s.started_at, EXCLUDED.started_at)',
+  ended_at: 'GREATEST(s.ended_at, EXCLUDED.ended_at)',
+  agent_versions:
+    'ARRAY(SELECT v FROM unnest(s.agent_versions || EXCLUDED.agent_versions) WITH ORDINALITY AS t(v, o) GROUP BY v ORDER BY min(o))',
+  source_paths:
+    'ARRAY(SELECT v FROM unnest(s.source_paths || EXCLUDED.source_paths) WITH ORDINALITY AS t(v, o) GROUP BY v ORDER BY min(o))',
+}
+const MERGE_SET = Object.entries(MERGE)
+  .map(([col, expr]) => `${col} = ${expr}`)
+  .join(',\n  ')
+const MERGE_CHANGED = `ROW(${Object.values(MERGE).join(', ')}) IS DISTINCT FROM ROW(${Object.keys(
+  MERGE,
+)
+  .map((c) => `s.${c}`)
+  .join(', ')})`
+
+/** Inserts or merges session records; returns how many rows changed. */
+async function upsertSessions(tx: Db, owner: Owner, list: Session[]): Promise<number> {
+  if (list.length === 0) return 0
+  const col = <T>(f: (s: Session) => T) => list.map(f)
+  const { rows } = await tx.query(
+    `INSERT INTO sessions AS s (owner_kind, owner_id, session_key, agent, source_session_id,
+       parent_session_key, parent_source_session_id, relation, cwd, repo, git_branch, model, title,
+       host, agent_versions, source_paths, started_at, ended_at, sort_at)
+     SELECT $1, $2, u.session_key, u.agent, u.source_session_id, u.parent_session_key,
+       u.parent_source_session_id, u.relation, u.cwd, u.repo, u.git_branch, u.model, u.title, u.host,
+       ARRAY(SELECT jsonb_array_elements_text(u.agent_versions::jsonb)),
+       ARRAY(SELECT jsonb_array_elements_text(u.source_paths::jsonb)),
+       u.started_at, u.ended_at, date_trunc('milliseconds', COALESCE(u.started_at, now()))
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+       $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+       $17::timestamptz[], $18::timestamptz[])
+       AS u(session_key, agent, source_session_id, parent_session_key, parent_source_session_id,
+         relation, cwd, repo, git_branch, model, title, host, agent_versions, source_paths,
+         started_at, ended_at)
+     ON CONFLICT (owner_kind, owner_id, session_key) DO UPDATE SET
+       ${MERGE_SET},
+       sort_at = COALESCE(date_trunc('milliseconds', LEAST(s.started_at, EXCLUDED.started_at)), s.sort_at),
+       updated_at = now()
+     WHERE ${MERGE_CHANGED}
+     RETURNING s.id`,
+    [
+      owner.kind,
+      owner.id,
+      col((s) => s.session_key),
+      col((s) => s.agent),
+      col((s) => clean(s.source_session_id)),
+      col((s) => s.parent_session_key ?? null),
+      col((s) => clean(s.parent_source_session_id)),
+      col((s) => s.relation ?? null),
+      col((s) => clean(s.cwd)),
+      col((s) => clean(repoOf(s))),
+      col((s) => clean(s.git_branch)),
+      col((s) => clean(s.model)),
+      col((s) => clean(s.title)),
+      col((s) => clean(s.host)),
+      col((s) => json(s.agent_versions ?? [])),
+      col((s) => json(s.source_paths)),
+      col((s) => s.started_at),
+      col((s) => s.ended_at),
+    ],
+  )
+  return rows.length
+}
+
+/**
+ * Row ids of every session the batch touches, creating placeholder rows for sessions whose
+ * events arrive before their record (the record fills them in later).
+ */
+async function ensureSessions(tx: Db, owner: Owner, keys: string[]): Promise<Map<string, string>> {
+  await tx.query(
+    `INSERT INTO sessions (owner_kind, owner_id, session_key, sort_at)
+     SELECT $1, $2, k, date_trunc('milliseconds', now()) FROM unnest($3::text[]) AS k
+     ON CONFLICT (owner_kind, owner_id, session_key) DO NOTHING`,
+    [owner.kind, owner.id, keys],
+  )
+  const { rows } = await tx.query<{ id: string | number; session_key: string }>(
+    `SELECT id, session_key FROM sessions
+      WHERE owner_kind = $1 AND owner_id = $2 AND session_key = ANY($3::text[])`,
+    [owner.kind, owner.id, keys],
+  )
+  return new Map(rows.map((r) => [r.session_key, String(r.id)]))
+}
+
+function tokensOf(e: Event): Tokens | null {
+  const u = e.usage
+  return u ? [u.input_tokens, u.output_tokens, u.cache_read, u.cache_write, u.reasoning] : null
+}
+
+function storedTokens(s: StoredEvent): Tokens | null {
+  if (s.input_tokens == null) return null
+  return TOKEN_FIELDS.map((f) => Number(s[f] ?? 0)) as Tokens
+}
+
+/** Inserts, replaces and tombstones events; returns how many changed something. */
+async function upsertEvents(
+  tx: Db,
+  owner: Owner,
+  list: Event[],
+  sessionIds: Map<string, string>,
+): Promise<number> {
+  if (list.length === 0) return 0
+  const { rows: stored } = await tx.query<StoredEvent>(
+    `SELECT event_key, session_id, rev, tombstone, ${TOKEN_FIELDS.join(', ')}
+       FROM events WHERE owner_kind = $1 AND owner_id = $2 AND event_key = ANY($3::text[])`,
+    [owner.kind, owner.id, list.map((e) => e.event_key)],
+  )
+  const byKey = new Map(stored.map((s) => [s.event_key, s]))
+  const inserts: Event[] = []
+  const replaces: Event[] = []
+  const marks: Event[] = []
+  // Per session row: [events, ...tokens] deltas.
+  const deltas = new Map<string, [number, ...Tokens]>()
+  const bump = (sessionId: string, n: number, t: Tokens | null, sign: 1 | -1) => {
+    const d = deltas.get(sessionId) ?? [0, 0, 0, 0, 0, 0]
+    d[0] += n
+    if (t) for (let i = 0; i < 5; i++) d[i + 1] += sign * t[i]
+    deltas.set(sessionId, d)
+  }
+  for (const e of list) {
+    const s = byKey.get(e.event_key)
+    if (!s) {
+      inserts.push(e)
+      continue
+    }
+    if (!supersedes(e, s.rev == null ? null : Number(s.rev), s.tombstone)) continue
+    const sid = String(s.session_id)
+    const oldTokens = storedTokens(s)
+    // The old version stops counting; the new one counts unless it is removed.
+    if (!s.tombstone) bump(sid, -1, oldTokens, -1)
+    if (e.tombstone) {
+      marks.push(e)
+    } else {
+      replaces.push(e)
+      bump(sid, 1, tokensOf(e), 1)
+    }
+  }
+
+  let changed = replaces.length + marks.length
+  if (inserts.length) {
+    const { rows } = await tx.query<{ event_key: string }>(
+      `INSERT INTO events (session_id, owner_kind, owner_id, ${EVENT_COLUMNS.join(', ')})
+       SELECT u.session_id, $1, $2, ${EVENT_COLUMNS.map((c) => `u.${c}${CASTS[c] ?? ''}`).join(', ')}
+         FROM ${eventUnnest(3)}
+       ON CONFLICT (owner_kind, owner_id, event_key) DO NOTHING
+       RETURNING event_key`,
+      [owner.kind, owner.id, ...eventArrays(inserts, sessionIds)],
+    )
+    const inserted = new Set(rows.map((r) => r.event_key))
+    changed += inserted.size
+    for (const e of inserts) {
+      if (inserted.has(e.event_key) && !e.tombstone)
+        bump(sessionIds.get(e.session_key)!, 1, tokensOf(e), 1)
+    }
+  }
+  if (replaces.length) {
+    await tx.query(
+      `UPDATE events AS e SET ${EVENT_COLUMNS.filter((c) => c !== 'event_key')
+        .map((c) => `${c} = u.${c}${CASTS[c] ?? ''}`)
+        .join(', ')}, updated_at = now()
+         FROM ${eventUnnest(3)}
+        WHERE e.owner_kind = $1 AND e.owner_id = $2 AND e.event_key = u.event_key`,
+      [owner.kind, owner.id, ...eventArrays(replaces, sessionIds)],
+    )
+  }
+  if (marks.length) {
+    // A tombstone keeps the stored content (it only says the source dropped the record).
+    await tx.query(
+      `UPDATE events AS e SET tombstone = true, rev = COALESCE(u.rev, e.rev), updated_at = now()
+         FROM unnest($3::text[], $4::bigint[]) AS u(event_key, rev)
+        WHERE e.owner_kind = $1 AND e.owner_id = $2 AND e.event_key = u.event_key`,
+      [owner.kind, owner.id, marks.map((e) => e.event_key), marks.map((e) => e.rev ?? null)],
+    )
+  }
+  const moved = [...deltas].filter(([, d]) => d.some((x) => x !== 0))
+  if (moved.length) {
+    const at = (i: number) => moved.map(([, d]) => d[i])
+    await tx.query(
+      `UPDATE sessions AS s SET event_count = s.event_count + d.n,
+         input_tokens = s.input_tokens + d.i, output_tokens = s.output_tokens + d.o,
+         cache_read_tokens = s.cache_read_tokens + d.cr, cache_write_tokens = s.cache_write_tokens + d.cw,
+         reasoning_tokens = s.reasoning_tokens + d.r, updated_at = now()
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+           AS d(id, n, i, o, cr, cw, r)
+        WHERE s.id = d.id`,
+      [moved.map(([id]) => id), at(0), at(1), at(2), at(3), at(4), at(5)],
+    )
+  }
+  return changed
+}
+
+/** Event columns written from the wire, in unnest order after `session_id`. */
+const EVENT_COLUMNS = [
+  'event_key',
+  'thread',
+  'seq',
+  'ts',
+  'kind',
+  'native_type',
+  'role',
+  'model',
+  'text',
+  'tool_name',
+  'tool_call_id',
+  'tool_input',
+  'tool_output',
+  'tool_is_error',
+  ...TOKEN_FIELDS,
+  'rev',
+  'tombstone',
+  'raw',
+  'raw_oversize',
+  'src',
+] as const
+type EventColumn = (typeof EVENT_COLUMNS)[number]
+
+const ARRAY_TYPES: Record<EventColumn, string> = {
+  event_key: 'text',
+  thread: 'text',
+  seq: 'bigint',
+  ts: 'timestamptz',
+  kind: 'text',
+  native_type: 'text',
+  role: 'text',
+  model: 'text',
+  text: 'text',
+  tool_name: 'text',
+  tool_call_id: 'text',
+  // jsonb travels as text: arrays of jsonb do not round-trip through both drivers alike.
+  tool_input: 'text',
+  tool_output: 'text',
+  tool_is_error: 'boolean',
+  input_tokens: 'bigint',
+  output_tokens: 'bigint',
+  cache_read_tokens: 'bigint',
+  cache_write_tokens: 'bigint',
+  reasoning_tokens: 'bigint',
+  rev: 'bigint',
+  tombstone: 'boolean',
+  raw: 'text',
+  raw_oversize: 'text',
+  src: 'text',
+}
+const CASTS: Partial<Record<EventColumn, string>> = {
+  tool_input: '::jsonb',
+  tool_output: '::jsonb',
+  raw_oversize: '::jsonb',
+  src: '::jsonb',
+}
+
+function eventUnnest(first: number): string {
+  const args = [
+    `$${first}::bigint[]`,
+    ...EVENT_COLUMNS.map((c, i) => `$${first + 1 + i}::${ARRAY_TYPES[c]}[]`),
+  ]
+  return `unnest(${args.join(', ')}) AS u(session_id, ${EVENT_COLUMNS.join(', ')})`
+}
+
+function eventArrays(list: Event[], sessionIds: Map<string, string>): unknown[][] {
+  const values: Record<EventColumn, (e: Event) => unknown> = {
+    event_key: (e) => e.event_key,
+    thread: (e) => clean(e.thread),
+    seq: (e) => e.seq,
+    ts: (e) => e.ts,
+    kind: (e) => e.kind,
+    native_type: (e) => clean(e.native_type),
+    role: (e) => clean(e.role),
+    model: (e) => clean(e.model),
+    text: (e) => clean(e.text),
+    tool_name: (e) => clean(e.tool?.name),
+    tool_call_id: (e) => clean(e.tool?.call_id),
+    tool_input: (e) => json(e.tool?.input),
+    tool_output: (e) => json(e.tool?.output),
+    tool_is_error: (e) => e.tool?.is_error ?? null,
+    input_tokens: (e) => e.usage?.input_tokens ?? null,
+    output_tokens: (e) => e.usage?.output_tokens ?? null,
+    cache_read_tokens: (e) => e.usage?.cache_read ?? null,
+    cache_write_tokens: (e) => e.usage?.cache_write ?? null,
+    reasoning_tokens: (e) => e.usage?.reasoning ?? null,
+    rev: (e) => e.rev ?? null,
+    tombstone: (e) => e.tombstone === true,
+    raw: (e) => clean(e.raw),
+    raw_oversize: (e) => json(e.raw_oversize),
+    src: (e) => json(e.src),
+  }
+  return [
+    list.map((e) => sessionIds.get(e.session_key)!),
+    ...EVENT_COLUMNS.map((c) => list.map(values[c])),
+  ]
+}
