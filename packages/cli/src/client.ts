@@ -1,0 +1,100 @@
+import {
+  defaultChain,
+  HiveMindApiError,
+  HiveMindClient,
+  HiveMindNetworkError,
+  isHiveMindError,
+  TokenManager,
+} from '@hivemind/sdk'
+import { ENV } from '@hivemind/sdk/schemas'
+import { EXIT, ExitError } from './errors.js'
+import type { SendBatch } from './tail/uploader.js'
+import { VERSION } from './version.js'
+
+/** An authenticated way to upload batches. */
+export interface Connection {
+  endpoint: string
+  send: SendBatch
+}
+
+/**
+ * Builds the client from the SDK's default credential chain (`HIVEMIND_TOKEN`,
+ * `HIVEMIND_API_KEY`, GitHub Actions OIDC, Modal, token file) and `HIVEMIND_ENDPOINT`,
+ * and gets a credential once up front, so a missing or refused one fails before any file
+ * is read rather than after.
+ */
+export async function connect(init: {
+  endpoint: string | undefined
+  env: Readonly<Record<string, string | undefined>>
+}): Promise<Connection> {
+  if (init.endpoint === undefined) {
+    throw new ExitError(EXIT.usage, `no server: set ${ENV.endpoint} or pass --endpoint`, {
+      hint: `e.g. ${ENV.endpoint}=https://hivemind.example.com (or use --dry-run to upload nothing)`,
+    })
+  }
+  const common = {
+    endpoint: init.endpoint,
+    env: init.env,
+    userAgent: `@hivemind/cli/${VERSION}`,
+  }
+  const exchanger = new HiveMindClient(common)
+  const tokenManager = new TokenManager({
+    provider: defaultChain({ env: init.env }),
+    client: exchanger,
+    env: init.env,
+  })
+  try {
+    await tokenManager.getToken()
+  } catch (err) {
+    tokenManager.close()
+    const { message, hint } = describeUploadError(err, exchanger.endpoint)
+    throw new ExitError(EXIT.failed, `no credential: ${message}`, hint ? { hint } : undefined)
+  }
+  const client = new HiveMindClient({ ...common, auth: { tokenManager } })
+  return {
+    endpoint: client.endpoint,
+    send: (batch) => client.uploadBatch(batch),
+  }
+}
+
+/** A 413 from the batch endpoint: the uploader splits the batch and tries again. */
+export function isTooLarge(err: unknown): boolean {
+  return err instanceof HiveMindApiError && err.status === 413
+}
+
+/**
+ * One line for an upload or credential failure: the SDK's message and hint, plus what
+ * the user most needs (the scope on a 403, the reachability on a network error). An
+ * `audience_mismatch` hint from the SDK already names the audience the server expects.
+ */
+export function describeUploadError(
+  err: unknown,
+  endpoint: string | undefined,
+): { message: string; hint: string | undefined } {
+  if (err instanceof HiveMindNetworkError) {
+    return {
+      message: `server unreachable at ${endpoint ?? 'the endpoint'} (${err.message})`,
+      hint: err.hint,
+    }
+  }
+  if (err instanceof HiveMindApiError && err.status === 403 && err.code === 'ERR_API') {
+    return {
+      message: `the server refused the upload (403${err.apiCode ? ` ${err.apiCode}` : ''}): uploading needs a credential with the \`write\` scope. ${err.message}`,
+      hint: `Use a token with scope write (${ENV.token}), or a service account whose scopes include write.`,
+    }
+  }
+  if (isHiveMindError(err)) {
+    const hidden = err as { hivemindError?: unknown; data?: unknown }
+    let hint = err.hint
+    const expected = (hidden.data as { expected_audience?: unknown } | undefined)?.expected_audience
+    if (
+      hidden.hivemindError === 'audience_mismatch' &&
+      typeof expected === 'string' &&
+      !hint?.includes(expected)
+    ) {
+      hint = `${hint ? `${hint} ` : ''}The server expects audience "${expected}".`
+    }
+    return { message: err.message, hint }
+  }
+  return { message: err instanceof Error ? err.message : String(err), hint: undefined }
+}

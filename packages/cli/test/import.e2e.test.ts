@@ -1,0 +1,278 @@
+// `hivemind import` end to end: the real server (from source, its own process, PGlite)
+// and the real CLI as child processes, homes populated from test/fixtures/.
+import { existsSync, realpathSync } from 'node:fs'
+import { appendFile, mkdir, readdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHECKPOINT_DB } from '../src/tail/checkpoint-store.ts'
+import { generateSessions } from './generate.ts'
+import { kubernetesClaims, startOidcIssuer } from '@hivemind/test-utils'
+import {
+  adminPost,
+  createServiceAccount,
+  createToken,
+  listSessions,
+  runCli,
+  spawnCli,
+  startServer,
+  tempHome,
+  type ServerProcess,
+  type TempHome,
+} from './processes.ts'
+
+const CLAUDE_SID = '11111111-2222-4333-8444-555555555555'
+
+interface Summary {
+  ok: boolean
+  found: { files: number; sessions: number }
+  agents: Record<string, { files: number; sessions: number; events: number }>
+  upload: {
+    batches: number
+    events: number
+    accepted: number
+    duplicates: number
+    rejected: number
+  }
+}
+
+describe('hivemind import (real server and CLI processes)', () => {
+  let server: ServerProcess
+  let writer: { token: string; serviceAccountId: string }
+  let reader: { token: string; serviceAccountId: string }
+  const homes: TempHome[] = []
+  const home = async (fixtures: boolean) => {
+    const h = await tempHome({ fixtures })
+    homes.push(h)
+    return h
+  }
+  const envFor = (h: TempHome, token = writer.token) => ({
+    ...h.env,
+    HIVEMIND_ENDPOINT: server.url,
+    HIVEMIND_TOKEN: token,
+  })
+  const stored = (owner: string) => listSessions(server.url, reader.token, owner)
+
+  beforeAll(async () => {
+    server = await startServer()
+    writer = await createToken(server.url, ['write'])
+    reader = await createToken(server.url, ['read'])
+  }, 90_000)
+
+  afterAll(async () => {
+    await server?.kill()
+    await Promise.all(homes.map((h) => h.remove()))
+  })
+
+  it.concurrent.each([
+    [['import', '--bogus'], /Unknown option `--bogus`/],
+    [['import', '--all', '--since', 'yesterday'], /invalid --since "yesterday"/],
+    [['import', '--all', '--since', '2026-13-45'], /invalid --since "2026-13-45"/],
+    [['import', '--all', '--agents', 'claude,vim'], /unknown agent "vim" in --agents/],
+    [['import', '--all', '--path'], /--path/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ])('usage error %j → exit 2 naming it, no stack trace', async (args, message) => {
+    const h = await home(false)
+    const r = await runCli(args, h.env, h.cwd)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(message)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('finds no session files → exit 3; --allow-empty → exit 0', async () => {
+    const h = await home(false)
+    const empty = await runCli(['import', '--all'], envFor(h), h.cwd)
+    expect(empty.code).toBe(3)
+    expect(empty.stderr).toMatch(/no session files found/)
+    const allowed = await runCli(['import', '--all', '--allow-empty'], envFor(h), h.cwd)
+    expect(allowed).toMatchObject({ code: 0 })
+    expect(allowed.stdout).toMatch(/no session files found/)
+  })
+
+  it('--dry-run counts per agent, uploads nothing, writes no checkpoint; default is this repo only', async () => {
+    const h = await home(true)
+    await mkdir(join(h.cwd, '.git'))
+    // Two sessions per agent inside the repo; the fixtures' cwd (/tmp/proj) is outside.
+    await generateSessions({
+      claudeDir: h.claudeDir,
+      codexDir: h.codexDir,
+      sessions: 2,
+      turns: 3,
+      cwd: realpathSync(h.cwd),
+    })
+    const all = await runCli(['import', '--all', '--dry-run', '--json'], envFor(h), h.cwd)
+    expect(all.code).toBe(0)
+    const sAll = JSON.parse(all.stdout) as Summary
+    expect(sAll.found.files).toBe(9)
+    expect(sAll.agents).toMatchObject({
+      'claude-code': { files: 4 },
+      codex: { files: 3 },
+      'gemini-cli': { files: 1 },
+      copilot: { files: 1 },
+    })
+    expect(sAll.upload.events).toBe(0)
+
+    const repo = await runCli(['import', '--dry-run'], envFor(h), h.cwd)
+    expect(repo.code).toBe(0)
+    expect(repo.stdout).toMatch(/dry run: found 4 session files \(4 sessions\)/)
+    expect(repo.stdout).toMatch(/claude-code: 2 session files/)
+    expect(repo.stdout).toMatch(/codex: 2 session files/)
+
+    const claudeOnly = await runCli(
+      ['import', '--dry-run', '--agents', 'claude', '--json'],
+      envFor(h),
+      h.cwd,
+    )
+    expect(JSON.parse(claudeOnly.stdout)).toMatchObject({ found: { files: 2 } })
+
+    expect(existsSync(h.stateDir)).toBe(false)
+    expect(await stored(writer.serviceAccountId)).toEqual([])
+  })
+
+  it('imports; a re-run finds the same files, uploads nothing and exits 0; moves and appends are followed', async () => {
+    const h = await home(true)
+    const first = await runCli(['import', '--all', '--json'], envFor(h), h.cwd)
+    expect(first.code).toBe(0)
+    const s1 = JSON.parse(first.stdout) as Summary
+    expect(s1).toMatchObject({ ok: true, found: { files: 5, sessions: 4 } })
+    expect(s1.upload.events).toBeGreaterThan(40)
+    expect(s1.upload.rejected).toBe(0)
+    expect(existsSync(join(h.stateDir, CHECKPOINT_DB))).toBe(true)
+    const before = await stored(writer.serviceAccountId)
+    expect(before).toHaveLength(4)
+
+    const second = await runCli(['import', '--all'], envFor(h), h.cwd)
+    expect(second.code).toBe(0)
+    expect(second.stdout.trim().split('\n')).toEqual([
+      'hivemind import: found 5 session files (4 sessions); all already uploaded, nothing new to send',
+    ])
+    // Stored counts are below events sent: Gemini rewinds are tombstones, and the Claude
+    // aside fork repeats its parent's usage record (same key).
+    expect(await stored(writer.serviceAccountId)).toEqual(before)
+
+    // Codex archives a session (a move): same checkpoint, nothing re-sent.
+    const day = join(h.codexDir, 'sessions', '2026', '01', '02')
+    const [rollout] = await readdir(day)
+    await mkdir(join(h.codexDir, 'archived_sessions'))
+    await rename(join(day, rollout), join(h.codexDir, 'archived_sessions', rollout))
+    // Claude finishes its partial last line and appends a turn: only those two are sent.
+    const claudeFile = join(h.claudeDir, 'projects', '-tmp-proj', `${CLAUDE_SID}.jsonl`)
+    const next = { parentUuid: 'u-8', cwd: '/tmp/proj', sessionId: CLAUDE_SID, type: 'user' }
+    await appendFile(
+      claudeFile,
+      `ten"},"uuid":"u-8","timestamp":"2026-01-02T10:59:00.000Z"}\n${JSON.stringify({ ...next, message: { role: 'user', content: 'one more thing' }, uuid: 'u-9', timestamp: '2026-01-02T11:00:00.000Z' })}\n`,
+    )
+    const third = await runCli(['import', '--all', '--json'], envFor(h), h.cwd)
+    expect(third.code).toBe(0)
+    expect(JSON.parse(third.stdout)).toMatchObject({
+      found: { files: 5, sessions: 4 },
+      upload: { events: 2, rejected: 0 },
+    })
+    const sum = (xs: { event_count: number }[]) => xs.reduce((n, x) => n + x.event_count, 0)
+    expect(sum(await stored(writer.serviceAccountId))).toBe(sum(before) + 2)
+  })
+
+  it('a read-scoped token cannot upload: exit 1, the 403 names the write scope', async () => {
+    const h = await home(true)
+    const r = await runCli(['import', '--all'], envFor(h, reader.token), h.cwd)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/403 insufficient_scope/)
+    expect(r.stderr).toMatch(/`write` scope/)
+    expect(await stored(reader.serviceAccountId)).toEqual([])
+  })
+
+  it('exchanges an OIDC token file; a wrong audience fails naming the audience the server expects', async () => {
+    const issuer = await startOidcIssuer()
+    try {
+      const sa = await createServiceAccount(server.url, ['write'])
+      await adminPost(server.url, `/api/v1/service-accounts/${sa}/identity-providers`, {
+        preset: 'kubernetes',
+        issuer: issuer.issuer,
+        selector: 'system:serviceaccount:agents:runner',
+      })
+      const h = await home(true)
+      const tokenFile = join(h.root, 'token')
+      const env = { ...h.env, HIVEMIND_ENDPOINT: server.url, HIVEMIND_OIDC_TOKEN_FILE: tokenFile }
+      const claims = kubernetesClaims('agents', 'runner')
+
+      await writeFile(
+        tokenFile,
+        await issuer.mint({ ...claims, aud: ['https://elsewhere.example'] }),
+      )
+      const wrong = await runCli(['import', '--all'], env, h.cwd)
+      expect(wrong.code).toBe(1)
+      expect(wrong.stderr).toMatch(/audience_mismatch/)
+      expect(wrong.stderr).toContain(`expects audience "${server.url}"`)
+
+      await writeFile(tokenFile, await issuer.mint({ ...claims, aud: [server.url] }))
+      const right = await runCli(['import', '--all', '--json'], env, h.cwd)
+      expect(right.code).toBe(0)
+      expect(JSON.parse(right.stdout)).toMatchObject({ ok: true, found: { files: 5 } })
+      expect(await stored(sa)).toHaveLength(4)
+    } finally {
+      await issuer.close()
+    }
+  })
+
+  it('server killed mid-import → exit 1 with one clear line; a re-run completes with no duplicates', async () => {
+    const h = await home(false)
+    const own = await createToken(server.url, ['write'])
+    await generateSessions({
+      claudeDir: h.claudeDir,
+      codexDir: h.codexDir,
+      sessions: 20,
+      turns: 20,
+      cwd: '/srv/app',
+      seed: 'kill',
+    })
+    const dry = await runCli(['import', '--all', '--dry-run', '--json'], envFor(h), h.cwd)
+    const expected = JSON.parse(dry.stdout) as Summary
+    const total = Object.values(expected.agents).reduce((n, a) => n + a.events, 0)
+    expect(total).toBeGreaterThan(4000)
+
+    const run = spawnCli(['import', '--all'], envFor(h, own.token), h.cwd)
+    // Kill the server once the first batch is acknowledged (a checkpoint moved).
+    const db = join(h.stateDir, CHECKPOINT_DB)
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      if (existsSync(db) && committedFiles(db) > 0) break
+      if (Date.now() > deadline) throw new Error('no checkpoint was committed')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await server.kill('SIGKILL')
+    const failed = await run.done
+    expect(failed.code).toBe(1)
+    const lines = failed.stderr.trim().split('\n')
+    expect(lines[0]).toMatch(
+      /^hivemind: upload failed \(\d+ of 40 session files not uploaded\): server unreachable at http:\/\/127\.0\.0\.1:\d+/,
+    )
+    expect(lines.length).toBeLessThanOrEqual(2)
+
+    server = await startServer(server.dataDir)
+    const again = await runCli(['import', '--all', '--json'], envFor(h, own.token), h.cwd)
+    expect(again.code).toBe(0)
+    const s2 = JSON.parse(again.stdout) as Summary
+    expect(s2.found.files).toBe(40)
+    // Less than everything was re-sent: the acknowledged part was skipped.
+    expect(s2.upload.events).toBeLessThan(total)
+
+    const sessions = await stored(own.serviceAccountId)
+    expect(sessions).toHaveLength(40)
+    expect(sessions.reduce((n, s) => n + s.event_count, 0)).toBe(total)
+  }, 90_000)
+})
+
+/** Files with an acknowledged offset; 0 while the CLI is still creating the store. */
+function committedFiles(path: string): number {
+  const c = new DatabaseSync(path, { readOnly: true, timeout: 1000 })
+  try {
+    const row = c.prepare('SELECT count(*) AS n FROM files WHERE committed_offset > 0').get() as {
+      n: number
+    }
+    return row.n
+  } catch {
+    return 0
+  } finally {
+    c.close()
+  }
+}
