@@ -85,9 +85,10 @@ describe('hivemind-server bin', () => {
             `^hivemind-server \\S+ listening on ${url} \\(issuer and audience ${url}; PGlite data in `,
           ),
         ),
-        'hivemind-server: no ADMIN_API_KEY is set and there are no service accounts yet. To bootstrap:',
-        '  1. restart with an admin key (keep it secret):  export ADMIN_API_KEY=$(openssl rand -hex 32)',
-        `  2. create a service account:  curl -sS -X POST ${url}/api/v1/service-accounts -H "X-API-Key: $ADMIN_API_KEY" -H 'Content-Type: application/json' -d '{"name":"ci","scopes":["write"]}'`,
+        'hivemind-server: no ADMIN_API_KEY is set and there are no users or service accounts yet. To bootstrap:',
+        `  1. register the first account, which becomes Admin:  curl -sS -X POST ${url}/auth/register -H 'Content-Type: application/json' -d '{"username":"admin","email":"admin@example.com","password":"<at least 12 characters>"}'`,
+        '     or restart with an admin key (keep it secret):  export ADMIN_API_KEY=$(openssl rand -hex 32)',
+        `  2. create a service account (with an Admin's hm-… API key, or the admin key):  curl -sS -X POST ${url}/api/v1/service-accounts -H "X-API-Key: $ADMIN_API_KEY" -H 'Content-Type: application/json' -d '{"name":"ci","scopes":["write"]}'`,
       ])
       const health = await fetch(`${url}/api/v1/health`)
       expect(health.status).toBe(200)
