@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from 'jose'
@@ -30,7 +31,7 @@ export interface MintOptions {
 }
 
 export interface LocalOidcIssuer {
-  /** e.g. `http://127.0.0.1:41234` (or with a path prefix). */
+  /** e.g. `http://127.0.0.1:41234` (or with a path prefix; `https://` with `tls`). */
   readonly issuer: string
   readonly jwksUri: string
   /** How many times the JWKS was served. */
@@ -55,6 +56,10 @@ export interface StartIssuerOptions {
   host?: string
   /** Path prefix, so the issuer looks like `http://127.0.0.1:port/prefix`. */
   pathPrefix?: string
+  /** Serve `/.well-known/openid-configuration` (default true); false answers 404, as for an issuer publishing only a JWKS URL. */
+  discovery?: boolean
+  /** Serve over https with this PEM key and certificate chain; the issuer URL becomes `https://…`. */
+  tls?: { key: string; cert: string }
 }
 
 /**
@@ -70,13 +75,14 @@ export async function startOidcIssuer(options: StartIssuerOptions = {}): Promise
   let jwksFetches = 0
   const prefix = (options.pathPrefix ?? '').replace(/\/+$/, '')
 
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const discovery = options.discovery ?? true
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
     if (down) {
       res.writeHead(503).end('down')
       return
     }
-    if (path === `${prefix}/.well-known/openid-configuration`) {
+    if (discovery && path === `${prefix}/.well-known/openid-configuration`) {
       json(res, {
         issuer: api.issuer,
         jwks_uri: api.jwksUri,
@@ -92,10 +98,14 @@ export async function startOidcIssuer(options: StartIssuerOptions = {}): Promise
       return
     }
     res.writeHead(404).end()
-  })
+  }
+  const server: Server = options.tls
+    ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, handler)
+    : createServer(handler)
   await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve))
   const { port, address } = server.address() as AddressInfo
-  const base = `http://${address.includes(':') ? `[${address}]` : address}:${port}${prefix}`
+  const scheme = options.tls ? 'https' : 'http'
+  const base = `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}${prefix}`
 
   function publicJwks(): { keys: JWK[] } {
     return { keys: keys.filter((k) => !unpublished.has(k.kid)).map((k) => k.publicJwk) }
