@@ -12,6 +12,7 @@ import {
   adminPost,
   createServiceAccount,
   createToken,
+  createUserPat,
   listSessions,
   runCli,
   spawnCli,
@@ -179,6 +180,29 @@ describe('hivemind import (real server and CLI processes)', () => {
     expect(r.stderr).toMatch(/403 insufficient_scope/)
     expect(r.stderr).toMatch(/`write` scope/)
     expect(await stored(reader.serviceAccountId)).toEqual([])
+  })
+
+  it.each(['/api/v1/sessions', '/api/v1/search?q=migration', '/api/v1/stats'])(
+    'the write-scoped token the CLI uploads with cannot query %s: 403',
+    async (path) => {
+      const res = await fetch(`${server.url}${path}`, {
+        headers: { authorization: `Bearer ${writer.token}` },
+      })
+      expect(res.status).toBe(403)
+      expect(await res.json()).toMatchObject({ code: 'insufficient_scope' })
+    },
+  )
+
+  it("a PAT's sessions land under its user", async () => {
+    const pat = await createUserPat(server.url, ['write'])
+    expect(pat.token).toMatch(/^hmpat_/)
+    const h = await home(true)
+    const r = await runCli(['import', '--all', '--json'], envFor(h, pat.token), h.cwd)
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, found: { files: 5, sessions: 4 } })
+    const mine = await stored(pat.userId)
+    expect(mine).toHaveLength(4)
+    expect(mine.map((s) => s.owner)).toEqual(Array(4).fill({ kind: 'user', id: pat.userId }))
   })
 
   it('exchanges an OIDC token file; a wrong audience fails naming the audience the server expects', async () => {

@@ -127,13 +127,61 @@ export async function createToken(
   return { token, serviceAccountId: id }
 }
 
+/**
+ * A `User` created with the admin key, signed in (session cookie + `X-CSRF-Token`), who
+ * mints a personal access token `hmpat_…` of the given scopes; returns it and the user id.
+ */
+export async function createUserPat(
+  url: string,
+  scopes: ('read' | 'write')[],
+): Promise<{ token: string; userId: string }> {
+  const suffix = Math.random().toString(36).slice(2, 8)
+  const email = `cli-pat-${suffix}@example.com`
+  const password = 'correct horse battery staple'
+  const { id: userId } = (await adminPost(url, '/api/v1/users', {
+    username: `cli-pat-${suffix}`,
+    email,
+    password,
+    role: 'User',
+  })) as { id: string }
+  const login = await fetch(`${url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  })
+  if (!login.ok) throw new Error(`POST /auth/login: ${login.status} ${await login.text()}`)
+  const cookies = login.headers.getSetCookie().map((c) => c.split(';')[0])
+  const csrf = cookies.find((c) => c.startsWith('hm_csrf='))?.slice('hm_csrf='.length)
+  if (!csrf) throw new Error(`POST /auth/login set no hm_csrf cookie: ${cookies.join(', ')}`)
+  const res = await fetch(`${url}/api/v1/tokens`, {
+    method: 'POST',
+    headers: {
+      cookie: cookies.join('; '),
+      'x-csrf-token': csrf,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ name: 'cli e2e', expires_in: '30d', scopes }),
+  })
+  if (!res.ok) throw new Error(`POST /api/v1/tokens: ${res.status} ${await res.text()}`)
+  const { token } = (await res.json()) as { token: string }
+  return { token, userId }
+}
+
+/** The fields of `GET /api/v1/sessions` items these tests look at. */
+export interface StoredSession {
+  session_key: string
+  agent: string | null
+  owner: { kind: string; id: string }
+  event_count: number
+}
+
 /** Every session `owner` stored (all pages) with its event count, via the read API. */
 export async function listSessions(
   url: string,
   token: string,
   owner: string,
-): Promise<{ session_key: string; agent: string | null; event_count: number }[]> {
-  const out: { session_key: string; agent: string | null; event_count: number }[] = []
+): Promise<StoredSession[]> {
+  const out: StoredSession[] = []
   let cursor: string | null = null
   do {
     const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''

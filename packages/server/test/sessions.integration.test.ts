@@ -135,6 +135,45 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         },
       )
 
+      it("a PAT's uploads land under its user", async () => {
+        const email = `pat-${randomUUID().slice(0, 8)}@example.com`
+        const password = 'correct horse battery staple'
+        const user = await t.call('POST', '/api/v1/users', {
+          admin: true,
+          body: { username: email.split('@')[0], email, password },
+        })
+        expect(user.status).toBe(201)
+        const userId = (user.body as { id: string }).id
+        const login = await t.call('POST', '/auth/login', { body: { email, password } })
+        expect(login.status).toBe(200)
+        const cookie = login.headers
+          .getSetCookie()
+          .map((c) => c.split(';')[0])
+          .join('; ')
+        const csrf = (login.body as { csrf_token: string }).csrf_token
+        const pat = await t.call('POST', '/api/v1/tokens', {
+          headers: { cookie, 'x-csrf-token': csrf },
+          body: { expires_in: '30d', scopes: ['write'] },
+        })
+        expect(pat).toMatchObject({
+          status: 201,
+          body: { token: expect.stringMatching(/^hmpat_/) },
+        })
+        const { session, event } = fixtureSession()
+        const r = await upload(
+          { sessions: [session], events: [event({ native_key: 'l:0', text: 'hi' })] },
+          (pat.body as { token: string }).token,
+        )
+        expect(r.body).toEqual({ accepted: 2, duplicates: 0, rejected: [] })
+        const listed = await get(`/api/v1/sessions?owner=${userId}`)
+        expect(items(listed)).toEqual([
+          expect.objectContaining({
+            session_key: session.session_key,
+            owner: { kind: 'user', id: userId },
+          }),
+        ])
+      })
+
       it('needs a credential', async () => {
         expect((await t.call('GET', '/api/v1/sessions')).status).toBe(401)
       })
@@ -360,6 +399,12 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         expect(await keys('repo=acme/app')).toEqual([theirs.session.session_key])
         expect(await keys('git_branch=feat/x')).toEqual([mine.session.session_key])
         expect(await keys('since=2027-01-01')).toEqual([])
+        expect(await keys('until=2026-04-01')).toEqual([])
+        const inRange = await keys('since=2026-04-15&until=2026-04-16T00:00:00Z')
+        expect(inRange).toHaveLength(2)
+        expect(inRange).toEqual(
+          expect.arrayContaining([mine.session.session_key, theirs.session.session_key]),
+        )
         const theirsRead = await get(`/api/v1/sessions/${theirs.session.session_key}`)
         expect(theirsRead.body.owner).toEqual({ kind: 'service_account', id: otherId })
       })

@@ -17,6 +17,8 @@ import { createGeminiCliAdapter, geminiCliAdapter as gemini } from './gemini-cli
 
 const FIX = join(FIXTURES, 'gemini-cli')
 const CHAT = join(FIX, 'tmp/proj/chats/session-2026-01-02T10-00-9e1b2c3d.jsonl')
+/** JSONL revs are the header's `lastUpdated` (ms) plus the line index. */
+const BASE = Date.parse('2026-01-02T10:00:00.000Z')
 
 describe('geminiCliAdapter (fixtures)', () => {
   const tmp = useTmp()
@@ -34,14 +36,14 @@ describe('geminiCliAdapter (fixtures)', () => {
     const byText = (t: string) => r.events.find((e) => e.text === t)
     expect(r.events.filter((e) => e.kind === 'tool_call')).toHaveLength(1)
     expect(r.events.find((e) => e.kind === 'tool_call')).toMatchObject({
-      rev: 4,
+      rev: BASE + 4,
       tool: { name: 'run_shell_command', call_id: 'c1' },
     })
-    expect(byText('check the db')).toMatchObject({ kind: 'user_message', rev: 1 })
+    expect(byText('check the db')).toMatchObject({ kind: 'user_message', rev: BASE + 1 })
     // g-u2 and g-a3 (and g-a3's usage) were rewound.
     const tomb = r.events.filter((e) => e.tombstone)
     expect(tomb.map((e) => e.kind).sort()).toEqual(['assistant_message', 'usage', 'user_message'])
-    expect(tomb.every((e) => e.rev === 9)).toBe(true)
+    expect(tomb.every((e) => e.rev === BASE + 9)).toBe(true)
     // usage of the surviving messages only: g-a1 (1000-400, 10+5) + g-a2 (1200-1000, 20)
     expect(tokenSum(r.events.filter((e) => !e.tombstone))).toEqual({
       input: 800,
@@ -65,6 +67,55 @@ describe('geminiCliAdapter (fixtures)', () => {
     const tail = await gemini.parse(fileOf(gemini, CHAT, FIX), { fromOffset })
     expect(tail.events.some((e) => e.event_key === rewind.event_key && e.tombstone)).toBe(true)
     expect(tail.events.some((e) => e.text === 'check the db')).toBe(false)
+  })
+
+  it('a .jsonl resuming a legacy .json outranks it: re-appended copies and rewinds win', async () => {
+    const d = await tmp()
+    const dir = join(d, 'tmp/abc/chats')
+    await mkdir(dir, { recursive: true })
+    const sessionId = 'aaaabbbb-0000-4000-8000-000000000015'
+    const msg = (id: string, content: string, at: string) => ({
+      id,
+      timestamp: `2026-03-01T10:00:${at}.000Z`,
+      type: 'user',
+      content,
+    })
+    const legacy = join(dir, 'session-2026-03-01T10-00-aaaabbbb.json')
+    await writeFile(
+      legacy,
+      JSON.stringify({
+        sessionId,
+        projectHash: 'abc',
+        startTime: '2026-03-01T10:00:00.000Z',
+        lastUpdated: '2026-03-01T10:00:30.000Z',
+        messages: [msg('m1', 'first', '01'), msg('m2', 'second', '20')],
+      }),
+    )
+    // Resumed a day later: the history is re-appended, then the user rewinds to m2.
+    const resumed = join(dir, 'session-2026-03-02T09-00-aaaabbbb.jsonl')
+    const lines = [
+      {
+        sessionId,
+        projectHash: 'abc',
+        startTime: '2026-03-01T10:00:00.000Z',
+        lastUpdated: '2026-03-02T09:00:00.000Z',
+        kind: 'main',
+      },
+      msg('m1', 'first', '01'),
+      msg('m2', 'second', '20'),
+      { $rewindTo: 'm2' },
+    ]
+    await writeFile(resumed, lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+    const fast = createGeminiCliAdapter({ quietMs: 0 })
+    const old = await fast.parse(fileOf(fast, legacy, d))
+    const now = await fast.parse(fileOf(fast, resumed, d))
+    expectWellFormed(now)
+    const oldRev = new Map(old.events.map((e) => [e.event_key, e.rev!]))
+    const m2 = now.events.find((e) => e.tombstone)!
+    expect(m2).toMatchObject({ kind: 'user_message' })
+    expect(m2.rev).toBeGreaterThan(oldRev.get(m2.event_key)!)
+    const m1 = now.events.find((e) => e.text === 'first')!
+    expect(m1.rev).toBeGreaterThan(oldRev.get(m1.event_key)!)
   })
 
   it('legacy .json: waits for a quiet file and retries a half-written one', async () => {

@@ -32,8 +32,11 @@ export interface GeminiAdapterOptions {
  * - Legacy `session-*.json` (whole file, rewritten in place without tmp+rename): read
  *   once its mtime is quiet, retried when half-written; `rev` = `lastUpdated` in ms.
  * - `session-*.jsonl` (v0.39+): the same message id is re-appended as it grows; the last
- *   version wins (`rev` = line index). `$set` updates metadata (`summary` → title,
- *   `messages` → full replacement), `$rewindTo` tombstones that message and all after it.
+ *   version wins (`rev` = the header's `lastUpdated` in ms + line index, so a `.jsonl`
+ *   that resumes a legacy `.json` outranks it: its re-appended copies, rewinds and
+ *   replacements of the same message ids win). `$set` updates metadata (`summary` →
+ *   title, `messages` → full replacement), `$rewindTo` tombstones that message and all
+ *   after it.
  * - One message yields several events keyed `m:<id>`, `m:<id>#thoughts`,
  *   `m:<id>#call:<callId>`, `m:<id>#result:<callId>`, `m:<id>#usage`.
  * - Subagents (`chats/<parentSessionId>/<shortId>.json(l)`) are sessions of their own
@@ -256,6 +259,9 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
   let sid: string | undefined
   let state: MessageState | undefined
   let session: SessionBuilder | undefined
+  // Added to line indexes: revs stay ordered within the file and above those of a legacy
+  // `.json` of the same session (`lastUpdated` in ms), which a resume re-appends here.
+  let revBase = 0
   const pending: { line: JsonLine }[] = []
   // Rewinds and re-appends refer to earlier lines, so the file is always read from 0
   // (Gemini files are small); only what changed at or after `from` is emitted.
@@ -270,6 +276,10 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
       session = sink.session(sid)
       state = new MessageState(sid)
       if (str(o.sessionId)) {
+        revBase = Math.max(
+          Date.parse(str(o.lastUpdated) ?? '') || 0,
+          Date.parse(str(o.startTime) ?? '') || 0,
+        )
         applyMeta(session, o, file.path)
         return
       }
@@ -281,16 +291,16 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
       if (Array.isArray(o.$set.messages)) {
         st.replaceAll(
           (o.$set.messages as unknown[]).filter(isRecord),
-          line.index,
+          revBase + line.index,
           line.index,
           line.offset,
           s,
         )
       }
     } else if (typeof o.$rewindTo === 'string') {
-      st.rewind(o.$rewindTo, line.index, line.index, line.offset)
+      st.rewind(o.$rewindTo, revBase + line.index, line.index, line.offset)
     } else if (str(o.id)) {
-      st.put(o, line.index, line.index, line.offset, s)
+      st.put(o, revBase + line.index, line.index, line.offset, s)
     } else {
       pending.push({ line })
     }

@@ -35,6 +35,21 @@ describe(scanLines.name, () => {
     ])
   })
 
+  it('reads invalid UTF-8 inside a line as U+FFFD, keeping the byte offsets exact', async () => {
+    const p = join(await tmp(), 'u.jsonl')
+    const bad = Buffer.concat([
+      Buffer.from('{"t":"a'),
+      Buffer.from([0xff, 0xc3]),
+      Buffer.from('b"}\n'),
+    ])
+    await writeFile(p, Buffer.concat([bad, Buffer.from('{"n":2}\n')]))
+    const lines: JsonLine[] = []
+    const r = await scanJsonl(p, {}, (l) => lines.push(l))
+    expect(lines.map((l) => l.value)).toEqual([{ t: 'a\uFFFD\uFFFDb' }, { n: 2 }])
+    expect(lines[1].offset).toBe(bad.length)
+    expect(r.nextOffset).toBe(bad.length + 8)
+  })
+
   it('streams a line over the limit into a hashed stub instead of dropping it', async () => {
     const p = join(await tmp(), 'c.jsonl')
     const huge = JSON.stringify({ type: 'user', blob: 'x'.repeat(3 * 1024 * 1024) })
