@@ -48,6 +48,8 @@ export interface LocalOidcIssuer {
   setDown(down: boolean): void
   /** Public keys as published. */
   jwks(): { keys: JWK[] }
+  /** The public JWK of any key of this issuer, published or not. */
+  publicJwk(kid: string): JWK
   close(): Promise<void>
 }
 
@@ -152,6 +154,11 @@ export async function startOidcIssuer(options: StartIssuerOptions = {}): Promise
       down = value
     },
     jwks: publicJwks,
+    publicJwk(kid) {
+      const key = keys.find((k) => k.kid === kid)
+      if (!key) throw new Error(`no key ${kid}`)
+      return key.publicJwk
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections()

@@ -328,3 +328,33 @@ describe.skipIf(!OPENSSL)(
     })
   },
 )
+
+describe('providers of one issuer with different key sources', () => {
+  it("a key trusted by one provider cannot vouch for another provider's subjects", async () => {
+    // Provider "real" trusts the issuer's published keys (discovery); provider "pinned" of
+    // the same issuer pins, inline, a key the issuer never publishes (stale or planted).
+    // A token signed with that key must only ever bind to "pinned".
+    const i = await issuer()
+    const realKid = i.currentKid
+    const pinnedKid = await i.rotateKey()
+    i.unpublish(pinnedKid)
+
+    const real = await h.serviceAccount('multi-real')
+    await h.provider(real, { issuer: i.issuer, selector: 'multi:real' })
+    const pinned = await h.serviceAccount('multi-pinned')
+    await h.provider(pinned, {
+      issuer: i.issuer,
+      selector: 'multi:pinned',
+      jwks: { keys: [i.publicJwk(pinnedKid)] },
+    })
+
+    const okPinned = await h.exchange(await mint(i, 'multi:pinned', { kid: pinnedKid }))
+    expect(okPinned.status).toBe(200)
+    const spoofed = await h.exchange(await mint(i, 'multi:real', { kid: pinnedKid }))
+    expect(spoofed.status).toBe(400)
+    expect(spoofed.body).toMatchObject({ error: 'invalid_grant', hivemind_error: 'unknown_key' })
+    expect(spoofed.body).not.toHaveProperty('access_token')
+    const okReal = await h.exchange(await mint(i, 'multi:real', { kid: realKid }))
+    expect(okReal.status).toBe(200)
+  })
+})

@@ -238,12 +238,14 @@ export class ExchangePipeline {
 
     // 5. Signature against the issuer's keys.
     let claims: Record<string, unknown>
+    let verifiedBy: string
     try {
       const v = await this.#verify(input.subjectToken, alg, kid, providers, {
         claims: unverified,
         bytes: payloadBytes,
       })
       claims = v.claims
+      verifiedBy = v.sourceId
       pass('signature', `verified with key ${v.kid ?? '(no kid)'} from ${v.origin}`)
     } catch (err) {
       if (!(err instanceof ExchangeFailure)) throw err
@@ -372,6 +374,20 @@ export class ExchangePipeline {
       `selector ${JSON.stringify(binding.selector)} (${binding.preset}, provider ${binding.id}) matched ${JSON.stringify(pick.item.subject)}`,
       subjectClaims,
     )
+    // The matched provider's own key source must verify the token: another provider of the
+    // same issuer (an inline JWKS, another CA) must not vouch for this provider's subjects.
+    if (this.#sourceOf(binding).id !== verifiedBy) {
+      try {
+        await this.#verify(input.subjectToken, alg, kid, [binding], {
+          claims: unverified,
+          bytes: payloadBytes,
+        })
+      } catch (err) {
+        if (!(err instanceof ExchangeFailure)) throw err
+        fail('signature', err)
+        return r
+      }
+    }
     // The matched provider itself must accept the audience (another one of the issuer may have).
     const own = effectiveAudiences(binding, config.audience)
     if (audOk && !tokenAud.some((a) => own.includes(normalizeAudience(a)))) {
@@ -540,20 +556,16 @@ export class ExchangePipeline {
     kid: string | undefined,
     providers: readonly ProviderBinding[],
     unverified: { claims: Record<string, unknown>; bytes: Buffer },
-  ): Promise<{ claims: Record<string, unknown>; kid: string | undefined; origin: string }> {
+  ): Promise<{
+    claims: Record<string, unknown>
+    kid: string | undefined
+    origin: string
+    /** Which key source verified the token (an issuer's providers may each have their own). */
+    sourceId: string
+  }> {
     const sources = new Map<string, KeySource>()
     for (const p of providers) {
-      let s = this.#sources.get(p)
-      if (!s) {
-        const source: KeySource = {
-          issuer: p.issuer,
-          jwksUri: p.jwksUri,
-          jwks: p.jwks,
-          caPem: p.caPem,
-        }
-        s = { id: IssuerKeyCache.sourceId(source), source }
-        this.#sources.set(p, s)
-      }
+      const s = this.#sourceOf(p)
       sources.set(s.id, s.source)
     }
     let failure: ExchangeFailure | undefined
@@ -603,6 +615,7 @@ export class ExchangePipeline {
               : parseJsonObjectStrict(new TextDecoder().decode(payload)),
             kid: jwk.kid,
             origin: lookup.origin,
+            sourceId: id,
           }
         } catch (err) {
           const code = (err as { code?: string }).code
@@ -621,6 +634,22 @@ export class ExchangePipeline {
       }
     }
     throw failure ?? grantFailure('unknown_key', 'no key to verify the token with')
+  }
+
+  /** A provider's key source and its cache id, computed once per provider object. */
+  #sourceOf(p: ProviderBinding): { id: string; source: KeySource } {
+    let s = this.#sources.get(p)
+    if (!s) {
+      const source: KeySource = {
+        issuer: p.issuer,
+        jwksUri: p.jwksUri,
+        jwks: p.jwks,
+        caPem: p.caPem,
+      }
+      s = { id: IssuerKeyCache.sourceId(source), source }
+      this.#sources.set(p, s)
+    }
+    return s
   }
 
   async #import(jwk: JWK, alg: string): Promise<CryptoKey | Uint8Array> {
