@@ -127,6 +127,13 @@ describe('forward-auth (HIVEMIND_FORWARD_AUTH=true, trusted 127.0.0.1/32)', () =
     expect(warn).toMatchObject({ level: WARN, msg: `${INJECTION_MSG}127.0.0.2` })
   })
 
+  it('lets forward-auth win over an API key from a trusted peer, ignoring a junk key beside it', async () => {
+    const admin = await me(url, { 'X-Authentik-Username': 'olive', 'X-API-Key': ADMIN_KEY })
+    expect(admin.body).toMatchObject({ kind: 'user', name: 'olive', credential: 'forward_auth' })
+    const junk = await me(url, { 'X-Authentik-Username': 'olive', 'X-API-Key': 'junk' })
+    expect(junk).toMatchObject({ status: 200, body: { name: 'olive', credential: 'forward_auth' } })
+  })
+
   it('lets an untrusted peer without identity headers use API keys, and answers 401 without any', async () => {
     expect((await me(url, { 'X-API-Key': ADMIN_KEY }, '127.0.0.2')).status).toBe(200)
     const none = await me(url, {}, '127.0.0.2')
@@ -224,6 +231,24 @@ describe('forward-auth (HIVEMIND_FORWARD_AUTH=true, trusted 127.0.0.1/32)', () =
     await s.t.call('PATCH', `/api/v1/users/${frank!.id}`, { admin: true, body: { disabled: true } })
     expect((await me(url, { 'X-Authentik-Username': 'frank' })).status).toBe(403)
   })
+
+  it('never logs or audits a secret (the admin key sent beside injected headers, minted keys)', async () => {
+    const minted = await me(url, { 'X-Authentik-Username': 'erin' })
+    const csrf = cookieValue(minted.cookies, 'hm_csrf') ?? ''
+    const key = await rawRequest(url, {
+      method: 'POST',
+      path: '/api/v1/me/api-key/rotate',
+      headers: { 'X-Authentik-Username': 'erin', cookie: `hm_csrf=${csrf}`, 'X-CSRF-Token': csrf },
+    })
+    expect(key.status).toBe(201)
+    const audit = await s.t.call('GET', '/api/v1/audit?limit=500', { admin: true })
+    const text = s.log.text()
+    expect(text).toContain('rejecting forward-auth headers')
+    for (const secret of [ADMIN_KEY, key.body.api_key as string]) {
+      expect(text).not.toContain(secret)
+      expect(JSON.stringify(audit.body)).not.toContain(secret)
+    }
+  })
 })
 
 describe('forward-auth trust lists', () => {
@@ -271,23 +296,64 @@ describe('forward-auth trust lists', () => {
     }
   })
 
-  it('uses the configured header names and group delimiter', async () => {
+  it('uses the configured header names, group names and group delimiter', async () => {
     const s = await faServer({
       HIVEMIND_FORWARD_AUTH_USER_HEADER: 'Remote-User',
+      HIVEMIND_FORWARD_AUTH_EMAIL_HEADER: 'Remote-Email',
       HIVEMIND_FORWARD_AUTH_GROUPS_HEADER: 'Remote-Groups',
       HIVEMIND_FORWARD_AUTH_GROUPS_DELIM: ',',
       HIVEMIND_GROUP_ADMIN: 'ops',
+      HIVEMIND_GROUP_USER: 'devs',
+      HIVEMIND_GROUP_READONLY: 'viewers',
     })
     try {
       const url = `http://127.0.0.1:${s.port}`
+      const ro = await me(url, {
+        'Remote-User': 'grace',
+        'Remote-Email': 'grace@example.com',
+        'Remote-Groups': 'viewers,hivemind-admin',
+      })
+      expect(ro.body).toMatchObject({ name: 'grace', role: 'ReadOnly' })
+      expect(
+        (await me(url, { 'Remote-User': 'grace', 'Remote-Groups': 'viewers,devs' })).body,
+      ).toMatchObject({ role: 'User' })
       const r = await me(url, { 'Remote-User': 'grace', 'Remote-Groups': 'dev,OPS' })
       expect(r.body).toMatchObject({ name: 'grace', role: 'Admin' })
+      const users = await s.t.call('GET', '/api/v1/users', { admin: true })
+      expect(users.body.items).toContainEqual(
+        expect.objectContaining({ username: 'grace', email: 'grace@example.com' }),
+      )
       // `|` is no longer the delimiter: "dev|ops" is one unknown group.
       const pipe = await me(url, { 'Remote-User': 'grace', 'Remote-Groups': 'dev|ops' })
       expect(pipe.body).toMatchObject({ role: 'User' })
       // The default Authentik header is now just another header.
       const other = await me(url, { 'X-Authentik-Username': 'admin' })
       expect(other.status).toBe(401)
+    } finally {
+      await s.t.close()
+    }
+  })
+
+  it('decides trust by the socket peer even where X-Forwarded-For is believed for the client address', async () => {
+    // Both loopback addresses are trusted proxies for logs and rate limits; only
+    // 127.0.0.1 is a trusted forward-auth source.
+    const s = await faServer({ HIVEMIND_TRUSTED_PROXIES: '127.0.0.1/32,127.0.0.2/32' })
+    try {
+      const url = `http://127.0.0.1:${s.port}`
+      const spoofed = await me(
+        url,
+        { 'X-Authentik-Username': 'admin', 'X-Forwarded-For': '127.0.0.1' },
+        '127.0.0.2',
+      )
+      expect(spoofed.status).toBe(403)
+      expect(s.log.records.find((r) => r.msg.startsWith('rejecting'))?.msg).toBe(
+        `${INJECTION_MSG}127.0.0.2`,
+      )
+      const proxied = await me(url, {
+        'X-Authentik-Username': 'henry',
+        'X-Forwarded-For': '203.0.113.5',
+      })
+      expect(proxied.body).toMatchObject({ name: 'henry', credential: 'forward_auth' })
     } finally {
       await s.t.close()
     }

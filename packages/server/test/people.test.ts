@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto'
 import Router from '@koa/router'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { requireScope } from '../src/auth/require.js'
+import { loadConfig } from '../src/config.js'
+import { verifyPassword } from '../src/users/password.js'
+import type * as PasswordModule from '../src/users/password.js'
 import { ADMIN_KEY, manualClock, startTestServer, type TestServer } from './helpers.js'
 import {
   PASSWORD,
@@ -10,6 +13,12 @@ import {
   rawRequest,
   type RawResponse,
 } from './people-helpers.js'
+
+// The real verifier, observed: the login route must hash for unknown users too.
+vi.mock('../src/users/password.js', async (importOriginal) => {
+  const real = await importOriginal<typeof PasswordModule>()
+  return { ...real, verifyPassword: vi.fn(real.verifyPassword) }
+})
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
@@ -62,7 +71,8 @@ describe('local accounts over HTTP (PGlite)', () => {
   const clock = manualClock(Date.parse('2026-03-01T00:00:00Z'))
   const log = capturingLogger()
   let admin: Login
-  const secrets: string[] = [PASSWORD]
+  // Attempted passwords are secrets too: a typo is usually close to the real one.
+  const secrets: string[] = [PASSWORD, ADMIN_KEY, 'wrong password!!']
 
   beforeAll(async () => {
     t = await startTestServer({
@@ -114,6 +124,17 @@ describe('local accounts over HTTP (PGlite)', () => {
         code: 'invalid_credentials',
       })
       expect(wrong.r.cookies).toEqual([])
+    })
+
+    it('does the Argon2 verification for an unknown email too (same path as a wrong password)', async () => {
+      const verify = vi.mocked(verifyPassword)
+      verify.mockClear()
+      expect((await login(t, 'nobody@example.com', 'wrong password!!')).r.status).toBe(401)
+      expect(verify).toHaveBeenCalledTimes(1)
+      expect(verify).toHaveBeenCalledWith(null, 'wrong password!!')
+      verify.mockClear()
+      expect((await login(t, 'ada@example.com', 'wrong password!!')).r.status).toBe(401)
+      expect(verify).toHaveBeenCalledTimes(1)
     })
 
     it('sets hm_session=hms-… (HttpOnly, SameSite=Lax, 7 days) and stores only its hash', async () => {
@@ -175,6 +196,19 @@ describe('local accounts over HTTP (PGlite)', () => {
         body: { username: 'zed', email: 'zed@example.com', password: PASSWORD },
       })
       expect(r.status).toBe(201)
+    })
+
+    it('tries the session before API keys, and stops once it has a user', async () => {
+      const both = await rawRequest(t.url, {
+        path: '/api/v1/me',
+        headers: { cookie: admin.cookie, 'x-api-key': ADMIN_KEY },
+      })
+      expect(both.body).toMatchObject({ kind: 'user', name: 'ada', credential: 'session' })
+      const junk = await rawRequest(t.url, {
+        path: '/api/v1/me',
+        headers: { cookie: admin.cookie, 'x-api-key': 'junk' },
+      })
+      expect(junk).toMatchObject({ status: 200, body: { name: 'ada', credential: 'session' } })
     })
 
     it('expires sessions after 7 days (injected clock)', async () => {
@@ -525,10 +559,11 @@ describe('local accounts over HTTP (PGlite)', () => {
         'org_policy.update:success',
       ])
         expect(actions).toContain(a)
-      const login = (r.body.items as { action: string; address: string }[]).find(
+      const login = (r.body.items as { action: string; address: string; at: string }[]).find(
         (i) => i.action === 'auth.login',
       )
       expect(login?.address).toBe('127.0.0.1')
+      expect(Date.parse(login?.at ?? '')).not.toBeNaN()
       const text = JSON.stringify(r.body)
       for (const s of secrets) expect(text).not.toContain(s)
     })
@@ -598,6 +633,12 @@ describe('https public URL', () => {
 })
 
 describe('rate limits of failed authentication', () => {
+  it('are on by default, with generous limits', () => {
+    const c = loadConfig({})
+    expect(c.rateLimitAuthFailuresPerMin).toBeGreaterThanOrEqual(100)
+    expect(c.rateLimitLoginFailuresPerMin).toBeGreaterThanOrEqual(10)
+  })
+
   it('answers 429 with Retry-After per address, without locking the account out, then recovers', async () => {
     const clock = manualClock()
     const t = await startTestServer({
