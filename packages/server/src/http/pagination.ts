@@ -1,5 +1,7 @@
 import { z } from 'zod'
+import type { Db } from '../db/types.js'
 import { ApiError } from '../errors.js'
+import { iso } from './time.js'
 
 /** `limit` and `cursor` query parameters shared by every list endpoint (DESIGN.md, "Query"). */
 export const PageQuery = z.object({
@@ -19,5 +21,43 @@ export function decodeCursor<T>(cursor: string, schema: z.ZodType<T>): T {
     return schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')))
   } catch {
     throw new ApiError(400, 'invalid_request', 'cursor: is not a cursor this server returned')
+  }
+}
+
+const CreationCursor = z.tuple([z.string(), z.string()])
+
+/**
+ * One page of a table in creation order, keyset-paginated on `(created_at, id)`, and
+ * optionally restricted to rows whose `filter.column` equals `filter.value`. `table`,
+ * `columns` and `filter.column` are code constants, never user input.
+ */
+export async function pageByCreation<Row extends { created_at: Date | string; id: string }>(
+  db: Db,
+  source: { table: string; columns: string; filter?: { column: string; value: unknown } },
+  page: PageQuery,
+): Promise<{ rows: Row[]; nextCursor: string | null }> {
+  const params: unknown[] = []
+  const where: string[] = []
+  if (source.filter) {
+    params.push(source.filter.value)
+    where.push(`${source.filter.column} = $${params.length}`)
+  }
+  if (page.cursor) {
+    const [at, id] = decodeCursor(page.cursor, CreationCursor)
+    params.push(at, id)
+    where.push(`(created_at, id) > ($${params.length - 1}::timestamptz, $${params.length})`)
+  }
+  params.push(page.limit + 1)
+  const { rows } = await db.query<Row>(
+    `SELECT ${source.columns} FROM ${source.table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at, id LIMIT $${params.length}`,
+    params,
+  )
+  const items = rows.slice(0, page.limit)
+  const last = items.at(-1)
+  return {
+    rows: items,
+    nextCursor:
+      rows.length > page.limit && last ? encodeCursor([iso(last.created_at), last.id]) : null,
   }
 }

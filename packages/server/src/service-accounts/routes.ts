@@ -1,6 +1,5 @@
 import Router from '@koa/router'
 import type { Context } from 'koa'
-import { z } from 'zod'
 import type { MeResponse } from '@hivemind/sdk/schemas'
 import {
   ServiceAccountCreateRequest,
@@ -16,7 +15,7 @@ import { requireAdmin, requireAuth } from '../auth/require.js'
 import type { Db } from '../db/types.js'
 import type { AppDeps } from '../deps.js'
 import { ApiError } from '../errors.js'
-import { PageQuery, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { PageQuery, pageByCreation } from '../http/pagination.js'
 import { iso } from '../http/time.js'
 import { parseInput } from '../http/validate.js'
 import { invalidateServiceAccount } from './status-cache.js'
@@ -35,7 +34,6 @@ import {
   type TokenRow,
 } from './store.js'
 
-const Cursor = z.tuple([z.string(), z.string()])
 const UNIQUE_VIOLATION = '23505'
 const FK_VIOLATION = '23503'
 
@@ -92,24 +90,14 @@ export function serviceAccountRoutes(deps: AppDeps): Router {
 
   router.get('/api/v1/service-accounts', requireAdmin(), async (ctx) => {
     const q = parseInput(PageQuery, ctx.query, 'query')
-    const params: unknown[] = []
-    let where = ''
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, Cursor)
-      params.push(at, id)
-      where = 'WHERE (created_at, id) > ($1::timestamptz, $2)'
-    }
-    params.push(q.limit + 1)
-    const { rows } = await db.query<Parameters<typeof toRecord>[0]>(
-      `SELECT ${SA_COLUMNS} FROM service_accounts ${where} ORDER BY created_at, id LIMIT $${params.length}`,
-      params,
+    const page = await pageByCreation<Parameters<typeof toRecord>[0]>(
+      db,
+      { table: 'service_accounts', columns: SA_COLUMNS },
+      q,
     )
-    const page = rows.slice(0, q.limit).map(toRecord)
-    const last = page.at(-1)
     const body: ServiceAccountList = {
-      items: page.map(toWire),
-      next_cursor:
-        rows.length > q.limit && last ? encodeCursor([iso(last.createdAt), last.id]) : null,
+      items: page.rows.map(toRecord).map(toWire),
+      next_cursor: page.nextCursor,
     }
     ctx.body = body
   })
@@ -218,25 +206,18 @@ export function serviceAccountRoutes(deps: AppDeps): Router {
   router.get('/api/v1/service-accounts/:id/tokens', requireAdmin(), async (ctx) => {
     const sa = await mustGet(db, ctx.params.id)
     const q = parseInput(PageQuery, ctx.query, 'query')
-    const params: unknown[] = [sa.id]
-    let where = ''
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, Cursor)
-      params.push(at, id)
-      where = 'AND (created_at, id) > ($2::timestamptz, $3)'
-    }
-    params.push(q.limit + 1)
-    const { rows } = await db.query<TokenRow>(
-      `SELECT ${TOKEN_COLUMNS} FROM service_account_tokens WHERE service_account_id = $1 ${where}
-        ORDER BY created_at, id LIMIT $${params.length}`,
-      params,
+    const page = await pageByCreation<TokenRow>(
+      db,
+      {
+        table: 'service_account_tokens',
+        columns: TOKEN_COLUMNS,
+        filter: { column: 'service_account_id', value: sa.id },
+      },
+      q,
     )
-    const page = rows.slice(0, q.limit)
-    const last = page.at(-1)
     const body: ServiceAccountTokenList = {
-      items: page.map(tokenToWire),
-      next_cursor:
-        rows.length > q.limit && last ? encodeCursor([iso(last.created_at), last.id]) : null,
+      items: page.rows.map(tokenToWire),
+      next_cursor: page.nextCursor,
     }
     ctx.body = body
   })

@@ -1,6 +1,5 @@
 import Router from '@koa/router'
 import type { Context } from 'koa'
-import { z } from 'zod'
 import {
   OrgPolicy,
   PasswordChangeRequest,
@@ -18,8 +17,7 @@ import type { Principal } from '../auth/principal.js'
 import { requireAdmin, requireUser } from '../auth/require.js'
 import type { AppDeps } from '../deps.js'
 import { ApiError } from '../errors.js'
-import { PageQuery, decodeCursor, encodeCursor } from '../http/pagination.js'
-import { iso } from '../http/time.js'
+import { PageQuery, pageByCreation } from '../http/pagination.js'
 import { parseInput } from '../http/validate.js'
 import { expiryFor } from '../service-accounts/store.js'
 import { hashPassword, verifyPassword } from './password.js'
@@ -44,8 +42,6 @@ import {
   type UserRecord,
   type UserRow,
 } from './store.js'
-
-const Cursor = z.tuple([z.string(), z.string()])
 
 type UserPrincipal = Extract<Principal, { kind: 'user' }>
 
@@ -77,24 +73,10 @@ export function userRoutes(deps: AppDeps): Router {
 
   router.get('/api/v1/users', requireAdmin(), async (ctx) => {
     const q = parseInput(PageQuery, ctx.query, 'query')
-    const params: unknown[] = []
-    let where = ''
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, Cursor)
-      params.push(at, id)
-      where = 'WHERE (created_at, id) > ($1::timestamptz, $2)'
-    }
-    params.push(q.limit + 1)
-    const { rows } = await db.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users ${where} ORDER BY created_at, id LIMIT $${params.length}`,
-      params,
-    )
-    const page = rows.slice(0, q.limit).map(toUser)
-    const last = page.at(-1)
+    const page = await pageByCreation<UserRow>(db, { table: 'users', columns: USER_COLUMNS }, q)
     const body: UserList = {
-      items: page.map(userToWire),
-      next_cursor:
-        rows.length > q.limit && last ? encodeCursor([iso(last.createdAt), last.id]) : null,
+      items: page.rows.map(toUser).map(userToWire),
+      next_cursor: page.nextCursor,
     }
     ctx.body = body
   })
@@ -260,26 +242,16 @@ export function userRoutes(deps: AppDeps): Router {
   router.get('/api/v1/tokens', requireUser(), async (ctx) => {
     const p = me(ctx)
     const q = parseInput(PageQuery, ctx.query, 'query')
-    const params: unknown[] = [p.id]
-    let where = ''
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, Cursor)
-      params.push(at, id)
-      where = 'AND (created_at, id) > ($2::timestamptz, $3)'
-    }
-    params.push(q.limit + 1)
-    const { rows } = await db.query<PatRow>(
-      `SELECT ${PAT_COLUMNS} FROM personal_access_tokens WHERE user_id = $1 ${where}
-        ORDER BY created_at, id LIMIT $${params.length}`,
-      params,
+    const page = await pageByCreation<PatRow>(
+      db,
+      {
+        table: 'personal_access_tokens',
+        columns: PAT_COLUMNS,
+        filter: { column: 'user_id', value: p.id },
+      },
+      q,
     )
-    const page = rows.slice(0, q.limit)
-    const last = page.at(-1)
-    const body: PatList = {
-      items: page.map(patToWire),
-      next_cursor:
-        rows.length > q.limit && last ? encodeCursor([iso(last.created_at), last.id]) : null,
-    }
+    const body: PatList = { items: page.rows.map(patToWire), next_cursor: page.nextCursor }
     ctx.body = body
   })
 
