@@ -172,7 +172,7 @@ describe.each(BACKENDS)('admin API on %s', (backend) => {
         const other = await createSa({ name: 'tokens-other' })
         await createToken(other.id)
         const ids: string[] = []
-        for (let i = 0; i < 3; i++) ids.push((await createToken(sa.id)).id as string)
+        for (let i = 0; i < 3; i++) ids.push((await createToken(sa.id)).id)
         const seen: string[] = []
         let cursor: string | null = null
         let pages = 0
