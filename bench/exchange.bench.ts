@@ -17,12 +17,12 @@
 // Knobs: BENCH_CONCURRENCY (default 4), BENCH_COUNT (default 2000), BENCH_LOG_LEVEL
 // for the server (default `info`, to /dev/null, as a production server would log),
 // BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { percentile, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_EXCHANGE_BENCH_CHILD'
-const SERVER_FLAG = 'HIVEMIND_EXCHANGE_BENCH_SERVER'
 // A handful of bots exchanging at once on a 2-core box; 12 in flight only measures queueing.
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4)
 const COUNT = Number(process.env.BENCH_COUNT ?? 2000)
@@ -47,10 +47,6 @@ export default async function exchangeBench(): Promise<void> {
       code === 0 ? resolve() : reject(new Error(`exchange bench exited with ${code}`)),
     )
   })
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 interface Sample {
@@ -87,61 +83,6 @@ function summarize(samples: Sample[]): { opsPerSecond: number; p50: number; p99:
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
   }
-}
-
-/** The server under test: `createServer` on PGlite (in memory) or DATABASE_URL. */
-async function serverProcess(): Promise<void> {
-  const { createServer } = await import('../packages/server/src/server.ts')
-  const { openPglite } = await import('../packages/server/src/db/pglite.ts')
-  const databaseUrl = process.env.BENCH_DATABASE_URL
-  const server = await createServer({
-    env: {
-      HIVEMIND_HOST: '127.0.0.1',
-      HIVEMIND_PORT: '0',
-      HIVEMIND_PUBLIC_URL: PUBLIC_URL,
-      ADMIN_API_KEY: ADMIN,
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-      HIVEMIND_METRICS: 'false',
-      HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN: '0',
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-    },
-    overrides: databaseUrl ? {} : { db: await openPglite(undefined) },
-  })
-  const { url } = await server.listen()
-  process.send!({ url })
-  // Stop on the parent's word (or its death), closing cleanly so --cpu-prof is written.
-  const stop = async () => {
-    await server.close()
-    if (!databaseUrl) await server.deps.db.close()
-    process.exit(0)
-  }
-  process.on('message', () => void stop())
-  process.on('disconnect', () => void stop())
-}
-
-function startServerProcess(
-  env: Record<string, string>,
-): Promise<{ url: string; child: ChildProcess }> {
-  const file = fileURLToPath(import.meta.url)
-  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', file], {
-    env: { ...process.env, ...env, [SERVER_FLAG]: '1', [CHILD_FLAG]: '' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  })
-  return new Promise((resolve, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))
-    child.once('message', (m: { url: string }) => resolve({ url: m.url, child }))
-  })
-}
-
-function stopServerProcess(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.removeAllListeners('exit')
-    if (child.exitCode != null || child.signalCode != null) return resolve()
-    child.once('exit', () => resolve())
-    child.send('stop')
-  })
 }
 
 async function loadGenerator(): Promise<void> {
@@ -191,9 +132,14 @@ async function loadGenerator(): Promise<void> {
         }
 
         // HTTP, against a server in its own process.
-        const { url, child } = await startServerProcess(
-          pgDb ? { BENCH_DATABASE_URL: pgDb.url } : {},
-        )
+        const { url, child } = await startBenchServer({
+          databaseUrl: pgDb?.url,
+          env: {
+            HIVEMIND_PUBLIC_URL: PUBLIC_URL,
+            ADMIN_API_KEY: ADMIN,
+            HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN: '0',
+          },
+        })
         const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY })
         const target = new URL(url)
         const post = (path: string, headers: Record<string, string>, body: string) =>
@@ -277,7 +223,7 @@ async function loadGenerator(): Promise<void> {
           )
         } finally {
           agent.destroy()
-          await stopServerProcess(child)
+          await stopBenchServer(child)
           await local.close()
           if (!pgDb) await deps.db.close()
         }
@@ -290,12 +236,7 @@ async function loadGenerator(): Promise<void> {
   }
 }
 
-const role =
-  process.env[SERVER_FLAG] === '1'
-    ? serverProcess
-    : process.env[CHILD_FLAG] === '1'
-      ? loadGenerator
-      : undefined
+const role = process.env[CHILD_FLAG] === '1' ? loadGenerator : undefined
 if (role) {
   role().then(
     () => {

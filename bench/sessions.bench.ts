@@ -13,16 +13,16 @@
 // (default 40 000), BENCH_BATCH (events per batch, default 500), BENCH_CONCURRENCY
 // (default 4), BENCH_QUERIES (requests per read scenario, default 100), BENCH_KEEP_DB=1
 // (keep the seeded database and print its URL, to EXPLAIN queries by hand).
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmod, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { percentile, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_SESSIONS_BENCH_CHILD'
-const SERVER_FLAG = 'HIVEMIND_SESSIONS_BENCH_SERVER'
 const SEED_EVENTS = Number(process.env.BENCH_SESSIONS_EVENTS ?? 1_000_000)
 const EVENTS_PER_SESSION = 100
 const INGEST_EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 40_000)
@@ -73,10 +73,6 @@ export default async function sessionsBench(): Promise<void> {
   })
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-}
-
 async function runPool(
   count: number,
   concurrency: number,
@@ -103,60 +99,16 @@ async function runPool(
   }
 }
 
-/** The server under test, on DATABASE_URL. */
-async function serverProcess(): Promise<void> {
-  const { createServer } = await import('../packages/server/src/server.ts')
-  const server = await createServer({
-    env: {
-      HIVEMIND_HOST: '127.0.0.1',
-      HIVEMIND_PORT: '0',
-      ADMIN_API_KEY: ADMIN,
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-      HIVEMIND_METRICS: 'false',
-      DATABASE_URL: process.env.BENCH_DATABASE_URL!,
-    },
-  })
-  const { url } = await server.listen()
-  process.send!({ url })
-  const stop = async () => {
-    await server.close()
-    process.exit(0)
-  }
-  process.on('message', () => void stop())
-  process.on('disconnect', () => void stop())
-}
-
-function startServerProcess(
-  env: Record<string, string>,
-): Promise<{ url: string; child: ChildProcess }> {
-  const file = fileURLToPath(import.meta.url)
-  const child = spawn(process.execPath, ['--import', 'tsx', file], {
-    env: { ...process.env, ...env, [SERVER_FLAG]: '1', [CHILD_FLAG]: '' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  })
-  return new Promise((resolve, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))
-    child.once('message', (m: { url: string }) => resolve({ url: m.url, child }))
-  })
-}
-
-function stopServerProcess(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.removeAllListeners('exit')
-    if (child.exitCode != null || child.signalCode != null) return resolve()
-    child.once('exit', () => resolve())
-    child.send('stop')
-  })
-}
-
 async function loadGenerator(): Promise<void> {
   const { openPostgres } = await import('../packages/server/src/db/postgres.ts')
   const { eventKey, sessionKey } = await import('../packages/sdk/src/schemas/index.ts')
   const { freshPostgresDatabase } = await import('../packages/server/test/helpers.ts')
   const f = (n: number) => n.toFixed(1)
   const db = await freshPostgresDatabase()
-  const { url, child } = await startServerProcess({ BENCH_DATABASE_URL: db.url })
+  const { url, child } = await startBenchServer({
+    databaseUrl: db.url,
+    env: { ADMIN_API_KEY: ADMIN },
+  })
   const sql = await openPostgres(db.url, { max: 2 })
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY })
   const target = new URL(url)
@@ -472,18 +424,13 @@ async function loadGenerator(): Promise<void> {
   } finally {
     agent.destroy()
     await sql.close()
-    await stopServerProcess(child)
+    await stopBenchServer(child)
     if (process.env.BENCH_KEEP_DB === '1') console.log(`  kept the database: ${db.url}`)
     else await db.drop()
   }
 }
 
-const role =
-  process.env[SERVER_FLAG] === '1'
-    ? serverProcess
-    : process.env[CHILD_FLAG] === '1'
-      ? loadGenerator
-      : undefined
+const role = process.env[CHILD_FLAG] === '1' ? loadGenerator : undefined
 if (role) {
   role().then(
     () => {
