@@ -3,13 +3,76 @@
 // HIVEMIND_TEST_DATABASE_URL is set, as under `pnpm bench`), against a baseline in the
 // same run that only reads the same files, splits lines and JSON.parses them in Node.
 // Goal: import ≥ 25 % of the baseline.
-import { readFile, rm } from 'node:fs/promises'
+//
+// The corpus is built from the real agent files in ../shared/sessions/ (Claude Code and
+// Codex, lines of a few KB as agents really write them), copied REPLICAS times into a temp
+// home with fresh session ids; without that directory it falls back to files generated in
+// the shape of the project fixtures, with tool outputs sized like real ones.
+// HIVEMIND_BENCH_PROF_DIR=<dir> writes --cpu-prof profiles of the CLI and server there.
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { generateSessions } from '../packages/cli/test/generate.ts'
-import { createToken, runCli, startServer, tempHome } from '../packages/cli/test/processes.ts'
+import { ROOT, createToken, runCli, startServer, tempHome } from '../packages/cli/test/processes.ts'
 
-const SESSIONS = 24 // per agent
+const SESSIONS = 24 // per agent, generated corpus
 const TURNS = 40
+const REPLICAS = 10 // copies of the real corpus (~28 MB)
 const BASELINE_ROUNDS = 7
+const SHARED = join(ROOT, '..', 'shared', 'sessions')
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/
+
+async function jsonlFiles(dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    if (e.isDirectory() && e.name !== 'subagents') out.push(...(await jsonlFiles(p)))
+    else if (e.isFile() && e.name.endsWith('.jsonl') && !/^(history|session_index)/.test(e.name))
+      out.push(p)
+  }
+  return out.sort()
+}
+
+/** Copies the real Claude Code and Codex session files `replicas` times with new ids. */
+async function realCorpus(
+  claudeDir: string,
+  codexDir: string,
+  replicas: number,
+): Promise<{ files: string[]; bytes: number }> {
+  const files: string[] = []
+  let bytes = 0
+  const project = join(claudeDir, 'projects', '-srv-bench')
+  const day = join(codexDir, 'sessions', '2026', '01', '02')
+  await mkdir(project, { recursive: true })
+  await mkdir(day, { recursive: true })
+  const sources = [
+    ...(await jsonlFiles(join(SHARED, 'claude-code'))).map((f) => ({ f, agent: 'claude' })),
+    ...(await jsonlFiles(join(SHARED, 'codex'))).map((f) => ({ f, agent: 'codex' })),
+  ]
+  const stamp = Date.now().toString(16).slice(-6)
+  for (let r = 0; r < replicas; r++) {
+    for (const [i, { f, agent }] of sources.entries()) {
+      const text = await readFile(f, 'utf8')
+      const first = text.slice(0, text.indexOf('\n') + 1 || undefined)
+      const id =
+        agent === 'claude'
+          ? /"sessionId":"([^"]+)"/.exec(text)?.[1]
+          : (UUID.exec(/"id":"([^"]+)"/.exec(first)?.[1] ?? '')?.[0] ?? UUID.exec(f)?.[0])
+      if (!id || !UUID.test(id)) continue
+      const fresh = `${stamp}${r.toString(16).padStart(2, '0')}${id.slice(8, -4)}${i.toString(16).padStart(4, '0')}`
+      const out = text.replaceAll(id, fresh)
+      const path =
+        agent === 'claude'
+          ? join(project, `${fresh}.jsonl`)
+          : join(day, `rollout-2026-01-02T10-00-00-${fresh}.jsonl`)
+      await writeFile(path, out)
+      files.push(path)
+      bytes += Buffer.byteLength(out)
+    }
+  }
+  return { files, bytes }
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -31,14 +94,24 @@ async function parseOnly(files: readonly string[]): Promise<number> {
 
 export default async function importBench(): Promise<void> {
   const home = await tempHome({ fixtures: false })
-  const { files, bytes } = await generateSessions({
-    claudeDir: home.claudeDir,
-    codexDir: home.codexDir,
-    sessions: SESSIONS,
-    turns: TURNS,
-    cwd: '/srv/bench',
-    seed: `bench-${Date.now()}`,
-  })
+  const real = existsSync(join(SHARED, 'claude-code')) && existsSync(join(SHARED, 'codex'))
+  const { files, bytes } = real
+    ? await realCorpus(home.claudeDir, home.codexDir, REPLICAS)
+    : await generateSessions({
+        claudeDir: home.claudeDir,
+        codexDir: home.codexDir,
+        sessions: SESSIONS,
+        turns: TURNS,
+        cwd: '/srv/bench',
+        toolOutputChars: 6000,
+        seed: `bench-${Date.now()}`,
+      })
+  const corpus = real
+    ? `real files from ../shared/sessions ×${REPLICAS}`
+    : 'generated (fixture shapes, 6 KB tool outputs)'
+  const profDir = process.env.HIVEMIND_BENCH_PROF_DIR
+  const prof = (name: string): Record<string, string> =>
+    profDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profDir, name)}` } : {}
   const mb = bytes / 1024 / 1024
 
   // Baseline: warm once, then the median of several rounds.
@@ -53,7 +126,10 @@ export default async function importBench(): Promise<void> {
 
   const dbUrl = process.env.HIVEMIND_TEST_DATABASE_URL
   const storage = dbUrl ? 'PostgreSQL' : 'PGlite'
-  const server = await startServer(undefined, dbUrl ? { DATABASE_URL: dbUrl } : {})
+  const server = await startServer(undefined, {
+    ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
+    ...prof('server'),
+  })
   try {
     const { token } = await createToken(server.url, ['write'])
     const env = { ...home.env, HIVEMIND_ENDPOINT: server.url, HIVEMIND_TOKEN: token }
@@ -65,7 +141,7 @@ export default async function importBench(): Promise<void> {
     if (dry.code !== 0) throw new Error(`dry run failed: ${dry.stderr}`)
 
     t = performance.now()
-    const run = await runCli(['import', '--all', '--json'], env, home.cwd)
+    const run = await runCli(['import', '--all', '--json'], { ...env, ...prof('cli') }, home.cwd)
     const importS = (performance.now() - t) / 1000
     if (run.code !== 0) throw new Error(`import failed: ${run.stderr}`)
     const summary = JSON.parse(run.stdout) as { upload: { events: number; batches: number } }
@@ -74,7 +150,7 @@ export default async function importBench(): Promise<void> {
 
     const fmt = (n: number) => `${n.toFixed(1)} MB/s`
     console.log(
-      `data                        ${files.length} files, ${mb.toFixed(1)} MB, ${summary.upload.events} events`,
+      `data                        ${files.length} files, ${mb.toFixed(1)} MB, ${summary.upload.events} events (${corpus}, ${(bytes / Math.max(1, summary.upload.events)) | 0} B/event)`,
     )
     console.log(`baseline read+split+parse   ${fmt(baseline)}  (median of ${BASELINE_ROUNDS})`)
     console.log(

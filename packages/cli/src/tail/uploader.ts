@@ -150,9 +150,24 @@ export class Uploader {
       this.#commit(file)
       return
     }
+    // A file that fits in a batch of its own is not split across two: batches in flight
+    // together then touch different sessions, and the server (which serialises batches
+    // sharing a session) stores them in parallel.
+    const sizes = pending.events.map(estimateBytes)
+    const fileBytes = sizes.reduce((a, b) => a + b, 0)
+    const cur = this.#current
+    if (
+      cur.events > 0 &&
+      pending.events.length <= this.#maxEvents &&
+      fileBytes <= this.#maxBytes &&
+      (cur.events + pending.events.length > this.#maxEvents ||
+        cur.bytes + fileBytes > this.#maxBytes)
+    ) {
+      await this.#flush()
+    }
     let chunk = this.#openChunk(file)
-    for (const event of pending.events) {
-      const size = estimateBytes(event)
+    for (const [i, event] of pending.events.entries()) {
+      const size = sizes[i]
       const b = this.#current
       if (b.events > 0 && (b.events >= this.#maxEvents || b.bytes + size > this.#maxBytes)) {
         await this.#flush()
@@ -270,7 +285,12 @@ export class Uploader {
     const firstOpen = file.chunks.find((c) => !c.acked)
     const synced = firstOpen === undefined
     const committedOffset = firstOpen ? firstOpen.resumeOffset : pending.nextOffset
-    if (synced) file.done = true
+    if (synced) {
+      file.done = true
+      // Acknowledged in full: drop the events, so a long import holds only what is in flight.
+      file.pending = { ...pending, sessions: [], events: [] }
+      for (const c of file.chunks) c.events = []
+    }
     if (!synced && committedOffset <= pending.fromOffset && !pending.reset) return
     this.#store?.commit(pending.identity, {
       committedOffset,

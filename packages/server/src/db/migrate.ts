@@ -49,19 +49,11 @@ export async function migrate(
     for (const file of pending) {
       options.onProgress?.(file, ++i, pending.length)
       const sql = await readFile(`${dir}/${file}`, 'utf8')
-      await execScript(tx, sql)
+      await tx.exec(sql)
       await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file])
     }
     return { applied: pending, alreadyApplied: done.size }
   })
-}
-
-/** Runs a multi-statement SQL file. Statements are split on `;` at line ends. */
-async function execScript(db: Db, sql: string): Promise<void> {
-  for (const statement of sql.split(/;\s*(?:\r?\n|$)/)) {
-    const text = statement.replace(/^\s*--.*$/gm, '').trim()
-    if (text) await db.query(text)
-  }
 }
 
 /** Source tree (tests, tsx) or bundled dist: migrations sit beside this module or in ../src. */

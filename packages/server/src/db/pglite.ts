@@ -9,7 +9,7 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
   return wrap(pg, pg)
 }
 
-type Queryable = Pick<PGlite, 'query'>
+type Queryable = Pick<PGlite, 'query' | 'exec'>
 
 function wrap(root: PGlite, q: Queryable): Db {
   const db: Db = {
@@ -17,6 +17,9 @@ function wrap(root: PGlite, q: Queryable): Db {
     async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
       const r = await q.query<T>(sql, params as unknown[])
       return { rows: r.rows, affectedRows: r.affectedRows ?? 0 }
+    },
+    async exec(sql: string) {
+      await q.exec(sql)
     },
     async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
       // PGlite serialises transactions itself; nested calls reuse the outer one.

@@ -18,6 +18,10 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
   const db: Db = {
     kind: 'postgres',
     query: (sql, params) => run(pool, sql, params),
+    // Without parameters node-postgres uses the simple protocol, which takes several statements.
+    async exec(sql) {
+      await pool.query(sql)
+    },
     async transaction(fn) {
       const client = await pool.connect()
       try {
@@ -45,6 +49,9 @@ function clientDb(client: pg.PoolClient): Db {
   const db: Db = {
     kind: 'postgres',
     query: (sql, params) => run(client, sql, params),
+    async exec(sql) {
+      await client.query(sql)
+    },
     transaction: (fn) => fn(db),
     async ping() {
       await client.query('select 1')

@@ -15,6 +15,11 @@ export interface Db {
     sql: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<T>>
+  /**
+   * Runs a script of several statements (no parameters), e.g. a migration file with
+   * dollar-quoted blocks; the database, not a regex, splits it.
+   */
+  exec(sql: string): Promise<void>
   /** Runs `fn` in one transaction; commits on success, rolls back on throw. */
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>
   /** Cheap liveness check for readiness probes. */
