@@ -1,6 +1,8 @@
 // `hivemind import` end to end: the real server (from source, its own process, PGlite)
 // and the real CLI as child processes, homes populated from test/fixtures/.
 import { existsSync, realpathSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { appendFile, mkdir, readdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -192,6 +194,63 @@ describe('hivemind import (real server and CLI processes)', () => {
       expect(await res.json()).toMatchObject({ code: 'insufficient_scope' })
     },
   )
+
+  it('records the server rejects fail the run (exit 1) after the summary; the checkpoint moves past them', async () => {
+    // A stand-in server on loopback that stores sessions and refuses the first event of
+    // every batch, as the real one does for an invalid item (HTTP 200, per item).
+    const stand = createHttpServer((req, res) => {
+      let body = ''
+      req.on('data', (d: Buffer) => (body += d.toString()))
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json')
+        if (req.method !== 'POST' || req.url !== '/api/v1/sessions/batch') {
+          res.writeHead(404).end('{"error":"not found","code":"not_found"}')
+          return
+        }
+        const batch = JSON.parse(body) as { sessions: unknown[]; events: { event_key: string }[] }
+        const [first, ...rest] = batch.events
+        res.end(
+          JSON.stringify({
+            accepted: batch.sessions.length + rest.length,
+            duplicates: 0,
+            rejected: first
+              ? [
+                  {
+                    kind: 'event',
+                    index: 0,
+                    event_key: first.event_key,
+                    error: 'ts: Invalid ISO datetime',
+                  },
+                ]
+              : [],
+          }),
+        )
+      })
+    })
+    await new Promise<void>((resolve) => stand.listen(0, '127.0.0.1', resolve))
+    try {
+      const h = await home(true)
+      const env = {
+        ...envFor(h),
+        HIVEMIND_ENDPOINT: `http://127.0.0.1:${(stand.address() as AddressInfo).port}`,
+      }
+      const first = await runCli(['import', '--all'], env, h.cwd)
+      expect(first.code).toBe(1)
+      expect(first.stdout).toMatch(/rejected/)
+      expect(first.stderr).toMatch(/import incomplete: \d+ record\(s\) rejected by the server/)
+      expect(first.stderr).toMatch(/ts: Invalid ISO datetime/)
+      // The checkpoint moved past the refused records: nothing is sent again.
+      const again = await runCli(['import', '--all', '--json'], env, h.cwd)
+      expect(again.code).toBe(0)
+      expect(JSON.parse(again.stdout)).toMatchObject({
+        ok: true,
+        upload: { events: 0, rejected: 0 },
+      })
+    } finally {
+      stand.closeAllConnections()
+      await new Promise((resolve) => stand.close(resolve))
+    }
+  })
 
   it("a PAT's sessions land under its user", async () => {
     const pat = await createUserPat(server.url, ['write'])

@@ -249,6 +249,7 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
         force,
       )
     const sessionsSeen = new Set<string>()
+    const unreadable: string[] = []
     const fileSessions = new Map<string, string[]>()
 
     for (const c of candidates) {
@@ -327,7 +328,15 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
         fromOffset = 0
         reset = true
       }
-      const result = await ADAPTERS[file.agent].parse(file, { fromOffset })
+      let result: Awaited<ReturnType<(typeof ADAPTERS)[typeof file.agent]['parse']>>
+      try {
+        result = await ADAPTERS[file.agent].parse(file, { fromOffset })
+      } catch (err) {
+        // One unreadable file never stops the others; it fails the run at the end.
+        unreadable.push(file.path)
+        log(`${file.path}: could not be read: ${(err as Error).message}`)
+        continue
+      }
       const cwd = result.sessions.find((s) => s.cwd)?.cwd ?? cp?.cwd ?? null
       if (repoRoot !== undefined && !isInside(cwd, repoRoot)) {
         summary.skipped.outsideRepo++
@@ -406,10 +415,26 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
       })
     }
 
+    // The CI step is the assertion: records the server refused, or files that could not
+    // be read, fail the run (after the summary), though the checkpoint moved past them.
+    const problems: string[] = []
+    if (summary.upload.rejected > 0) {
+      problems.push(`${summary.upload.rejected} record(s) rejected by the server (listed above)`)
+    }
+    if (unreadable.length > 0) {
+      problems.push(`${unreadable.length} session file(s) could not be read (listed above)`)
+      summary.failed.files += unreadable.length
+    }
+    if (problems.length > 0) summary.ok = false
     if (opts.json) {
       io.stdout.write(`${JSON.stringify(summary)}\n`)
     } else {
       for (const line of humanLines(summary, opts)) io.stdout.write(`${line}\n`)
+    }
+    if (problems.length > 0) {
+      throw new ExitError(EXIT.failed, `import incomplete: ${problems.join('; ')}`, {
+        hint: 'Everything else was uploaded; fix or remove those records and files, then re-run.',
+      })
     }
     return EXIT.ok
   } finally {
