@@ -17,10 +17,8 @@
 // Knobs: BENCH_CONCURRENCY (default 4), BENCH_COUNT (default 2000), BENCH_LOG_LEVEL
 // for the server (default `info`, to /dev/null, as a production server would log),
 // BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
-import { spawn } from 'node:child_process'
 import { Agent, request } from 'node:http'
-import { fileURLToPath } from 'node:url'
-import { percentile, startBenchServer, stopBenchServer } from './lib/server-process.ts'
+import { percentile, runAsChild, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_EXCHANGE_BENCH_CHILD'
 // A handful of bots exchanging at once on a 2-core box; 12 in flight only measures queueing.
@@ -34,19 +32,7 @@ const ADMIN = 'bench-admin-key-0123456789abcdef'
 const PUBLIC_URL = 'https://hivemind.example.com'
 
 export default async function exchangeBench(): Promise<void> {
-  const file = fileURLToPath(import.meta.url)
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: root,
-      env: { ...process.env, [CHILD_FLAG]: '1' },
-      stdio: 'inherit',
-    })
-    child.on('error', reject)
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`exchange bench exited with ${code}`)),
-    )
-  })
+  await runAsChild(import.meta.url, CHILD_FLAG, 'exchange')
 }
 
 interface Sample {

@@ -13,14 +13,12 @@
 // (default 40 000), BENCH_BATCH (events per batch, default 500), BENCH_CONCURRENCY
 // (default 4), BENCH_QUERIES (requests per read scenario, default 100), BENCH_KEEP_DB=1
 // (keep the seeded database and print its URL, to EXPLAIN queries by hand).
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmod, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { percentile, startBenchServer, stopBenchServer } from './lib/server-process.ts'
+import { percentile, runAsChild, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_SESSIONS_BENCH_CHILD'
 const SEED_EVENTS = Number(process.env.BENCH_SESSIONS_EVENTS ?? 1_000_000)
@@ -58,19 +56,7 @@ export default async function sessionsBench(): Promise<void> {
     )
     return
   }
-  const file = fileURLToPath(import.meta.url)
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: root,
-      env: { ...process.env, [CHILD_FLAG]: '1' },
-      stdio: 'inherit',
-    })
-    child.on('error', reject)
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`sessions bench exited with ${code}`)),
-    )
-  })
+  await runAsChild(import.meta.url, CHILD_FLAG, 'sessions')
 }
 
 async function runPool(

@@ -40,3 +40,23 @@ export function stopBenchServer(child: ChildProcess): Promise<void> {
 export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
+
+/**
+ * Runs a bench file again as a child process (under tsx) with `flag=1` set, and waits
+ * for it: the child is the load generator, so its event loop is not `bench/run.ts`'s.
+ */
+export function runAsChild(fileUrl: string, flag: string, name: string): Promise<void> {
+  const file = fileURLToPath(fileUrl)
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      env: { ...process.env, [flag]: '1' },
+      stdio: 'inherit',
+    })
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${name} bench exited with ${code}`)),
+    )
+  })
+}
