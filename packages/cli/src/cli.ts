@@ -1,6 +1,10 @@
 import { cac } from 'cac'
 import { isHiveMindError } from '@hivemind/sdk'
+import { registerControl } from './commands/control.js'
 import { registerImport } from './commands/import.js'
+import { registerMcp } from './commands/mcp.js'
+import { registerStart } from './commands/start.js'
+import { runHealth } from './health.js'
 import { EXIT, ExitError, InternalError } from './errors.js'
 import type { CliIo } from './io.js'
 import { VERSION } from './version.js'
@@ -16,6 +20,22 @@ const PREFIX = 'hivemind: '
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const cli = cac('hivemind')
   registerImport(cli, io)
+  registerStart(cli, io)
+  registerControl(cli, io)
+  registerMcp(cli, io)
+  // Listed for --help; the bin runs it on a lighter path (see index.ts).
+  cli
+    .command('health', 'Container healthcheck: exit 0 when the daemon is alive and not stuck')
+    .option('-q, --quiet', 'Print nothing')
+    .option('--state-dir <dir>', 'State dir of the daemon')
+    .option('--stale-after <seconds>', 'Heartbeat older than this is stuck (default 30)')
+    .option(
+      '--failing-after <seconds>',
+      'Uploads failing longer than this is unhealthy (default 300)',
+    )
+    .action(() => {
+      io.exitCode = runHealth(argv.slice(3), { ...io, now: io.now() })
+    })
   cli.help()
   cli.version(VERSION)
   try {

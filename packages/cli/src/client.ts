@@ -1,4 +1,6 @@
 import {
+  type Clock,
+  type Logger,
   defaultChain,
   HiveMindApiError,
   HiveMindClient,
@@ -17,44 +19,76 @@ export interface Connection {
   send: SendBatch
 }
 
+/** A client whose credential comes from a {@link TokenManager} the caller can watch. */
+export interface UploadClient extends Connection {
+  client: HiveMindClient
+  tokenManager: TokenManager
+}
+
 /**
  * Builds the client from the SDK's default credential chain (`HIVEMIND_TOKEN`,
- * `HIVEMIND_API_KEY`, GitHub Actions OIDC, Modal, token file) and `HIVEMIND_ENDPOINT`,
- * and gets a credential once up front, so a missing or refused one fails before any file
- * is read rather than after.
+ * `HIVEMIND_API_KEY`, GitHub Actions OIDC, Modal, token file) without contacting the
+ * server; the daemon watches the token manager's state to pause and resume.
+ */
+export function createUploadClient(init: {
+  endpoint: string
+  env: Readonly<Record<string, string | undefined>>
+  clock?: Clock | undefined
+  logger?: Logger | undefined
+}): UploadClient {
+  const common = {
+    endpoint: init.endpoint,
+    env: init.env,
+    userAgent: `@hivemind/cli/${VERSION}`,
+    ...(init.logger ? { logger: init.logger } : {}),
+  }
+  const exchanger = new HiveMindClient(common)
+  const tokenManager = new TokenManager({
+    provider: defaultChain({ env: init.env, ...(init.logger ? { logger: init.logger } : {}) }),
+    client: exchanger,
+    env: init.env,
+    ...(init.clock ? { clock: init.clock } : {}),
+    ...(init.logger ? { logger: init.logger } : {}),
+  })
+  const client = new HiveMindClient({ ...common, auth: { tokenManager } })
+  return {
+    endpoint: client.endpoint,
+    client,
+    tokenManager,
+    send: (batch) => client.uploadBatch(batch),
+  }
+}
+
+/** The endpoint from `--endpoint` or `HIVEMIND_ENDPOINT`; a usage error naming both when neither. */
+export function requireEndpoint(endpoint: string | undefined, alternative?: string): string {
+  if (endpoint === undefined || endpoint.trim() === '') {
+    throw new ExitError(EXIT.usage, `no server: set ${ENV.endpoint} or pass --endpoint`, {
+      hint: `e.g. ${ENV.endpoint}=https://hivemind.example.com${alternative ? ` (${alternative})` : ''}`,
+    })
+  }
+  return endpoint
+}
+
+/**
+ * {@link createUploadClient}, then gets a credential once up front, so a missing or
+ * refused one fails before any file is read rather than after.
  */
 export async function connect(init: {
   endpoint: string | undefined
   env: Readonly<Record<string, string | undefined>>
 }): Promise<Connection> {
-  if (init.endpoint === undefined) {
-    throw new ExitError(EXIT.usage, `no server: set ${ENV.endpoint} or pass --endpoint`, {
-      hint: `e.g. ${ENV.endpoint}=https://hivemind.example.com (or use --dry-run to upload nothing)`,
-    })
-  }
-  const common = {
-    endpoint: init.endpoint,
-    env: init.env,
-    userAgent: `@hivemind/cli/${VERSION}`,
-  }
-  const exchanger = new HiveMindClient(common)
-  const tokenManager = new TokenManager({
-    provider: defaultChain({ env: init.env }),
-    client: exchanger,
+  const upload = createUploadClient({
+    endpoint: requireEndpoint(init.endpoint, 'or use --dry-run to upload nothing'),
     env: init.env,
   })
   try {
-    await tokenManager.getToken()
+    await upload.tokenManager.getToken()
   } catch (err) {
-    tokenManager.close()
-    const { message, hint } = describeUploadError(err, exchanger.endpoint)
+    upload.tokenManager.close()
+    const { message, hint } = describeUploadError(err, upload.endpoint)
     throw new ExitError(EXIT.failed, `no credential: ${message}`, hint ? { hint } : undefined)
   }
-  const client = new HiveMindClient({ ...common, auth: { tokenManager } })
-  return {
-    endpoint: client.endpoint,
-    send: (batch) => client.uploadBatch(batch),
-  }
+  return { endpoint: upload.endpoint, send: upload.send }
 }
 
 /** A 413 from the batch endpoint: the uploader splits the batch and tries again. */

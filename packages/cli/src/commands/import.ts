@@ -1,19 +1,19 @@
 import { stat } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import type { CAC } from 'cac'
 import type { AgentId } from '@hivemind/sdk/schemas'
-import { ENV, DEFAULTS } from '@hivemind/sdk/schemas'
+import { ENV } from '@hivemind/sdk/schemas'
 import { ADAPTERS, resolveAgent } from '../adapters/index.js'
-import { fileFingerprint } from '../adapters/jsonl.js'
-import type { SessionFile } from '../adapters/types.js'
 import { connect, describeUploadError, isTooLarge } from '../client.js'
+import { resolveStateDir } from '../daemon/state-dir.js'
 import { EXIT, ExitError, UsageError } from '../errors.js'
 import { gitRepoRoot, isInside } from '../internal/git.js'
 import { formatBytes, Progress } from '../internal/progress.js'
 import { parseSince } from '../internal/since.js'
 import type { CliIo } from '../io.js'
-import { CheckpointStore, type FileIdentity, type Match } from '../tail/checkpoint-store.js'
+import { CheckpointStore } from '../tail/checkpoint-store.js'
+import { discoverSessionFiles, statCandidate, type Candidate } from '../tail/discovery.js'
+import { followMove, planFile, toPending } from '../tail/plan.js'
 import { Uploader, type PendingFile } from '../tail/uploader.js'
 
 /** Flags of `hivemind import`, as cac hands them over (before validation). */
@@ -73,17 +73,6 @@ export interface ImportSummary {
   error?: string
 }
 
-/** Order in which overlapping `--path` matches are claimed: specific layouts first. */
-const CLAIM_ORDER: readonly AgentId[] = [
-  'copilot',
-  'cursor',
-  'gemini-cli',
-  'opencode',
-  'aider',
-  'claude-code',
-  'codex',
-]
-
 export function registerImport(cli: CAC, io: CliIo): void {
   cli
     .command('import', 'Upload existing agent sessions (idempotent; for CI and first runs)')
@@ -139,19 +128,8 @@ export function resolveImportOptions(flags: ImportFlags, io: CliIo): ImportOptio
     allowEmpty: flags.allowEmpty === true,
     json: flags.json === true,
     endpoint: endpoint === undefined || endpoint.trim() === '' ? undefined : endpoint,
-    stateDir: resolve(
-      io.cwd,
-      flags.stateDir ?? io.env[ENV.stateDir] ?? join(io.env.HOME ?? homedir(), DEFAULTS.stateDir),
-    ),
+    stateDir: resolveStateDir(flags.stateDir, io.env, io.cwd),
   }
-}
-
-interface Candidate {
-  file: SessionFile
-  size: number
-  mtimeMs: number
-  dev: string
-  ino: string
 }
 
 /** Runs one import; returns the exit code. Expected failures throw {@link ExitError}. */
@@ -182,32 +160,19 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
 
   // Discovery: every selected agent under its roots (or --path), one adapter per file.
   const roots = new Map<AgentId, string[]>()
-  const claimed = new Map<string, SessionFile>()
   for (const agent of opts.agents) {
-    const adapter = ADAPTERS[agent]
-    const agentRoots = opts.paths.length > 0 ? opts.paths : adapter.defaultRoots(io.env)
-    roots.set(agent, agentRoots)
-    for (const file of await adapter.discover(agentRoots)) {
-      const prev = claimed.get(file.path)
-      if (!prev || claimsBefore(file, prev)) claimed.set(file.path, file)
-    }
+    roots.set(agent, opts.paths.length > 0 ? opts.paths : ADAPTERS[agent].defaultRoots(io.env))
   }
+  const files = await discoverSessionFiles([...roots].map(([agent, r]) => ({ agent, roots: r })))
   const candidates: Candidate[] = []
-  for (const file of claimed.values()) {
-    const s = await stat(file.path, { bigint: true }).catch(() => undefined)
-    if (!s) continue // deleted since discovery (Claude's cleanup, Codex compression)
-    const mtimeMs = Number(s.mtimeMs)
-    if (opts.sinceMs !== undefined && mtimeMs < opts.sinceMs) {
+  for (const file of files) {
+    const c = await statCandidate(file)
+    if (!c) continue
+    if (opts.sinceMs !== undefined && c.mtimeMs < opts.sinceMs) {
       summary.skipped.olderThanSince++
       continue
     }
-    candidates.push({
-      file,
-      size: Number(s.size),
-      mtimeMs,
-      dev: s.dev.toString(),
-      ino: s.ino.toString(),
-    })
+    candidates.push(c)
   }
 
   const store = opts.dryRun
@@ -266,21 +231,11 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
         bytes: 0,
         parseErrors: 0,
       })
-      const fileFp = await fileFingerprint(file.path).catch(() => null)
-      if (fileFp == null) {
-        // First line not complete yet (or unreadable): not a session file yet.
+      const plan = await planFile(c, store)
+      if (plan.kind === 'incomplete') {
         summary.skipped.incomplete++
         continue
       }
-      const identity: FileIdentity = {
-        dev: c.dev,
-        ino: c.ino,
-        fileFp,
-        path: file.path,
-        agent: file.agent,
-      }
-      const match: Match = store?.resolve(identity) ?? { kind: 'new' }
-      const cp = match.kind === 'new' ? undefined : match.checkpoint
       const countFound = (keys: readonly string[]) => {
         tally.files++
         summary.found.files++
@@ -292,80 +247,36 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
         }
         fileSessions.set(file.path, [...keys])
       }
-
-      if (
-        cp &&
-        match.kind !== 'rewritten' &&
-        cp.synced &&
-        cp.size === c.size &&
-        cp.mtimeMs === c.mtimeMs
-      ) {
-        if (repoRoot !== undefined && !isInside(cp.cwd, repoRoot)) {
+      if (plan.kind === 'unchanged') {
+        if (repoRoot !== undefined && !isInside(plan.checkpoint.cwd, repoRoot)) {
           summary.skipped.outsideRepo++
           continue
         }
-        countFound(cp.sessionKeys)
+        countFound(plan.checkpoint.sessionKeys)
         tally.unchanged++
-        // Moved (a rename keeps the inode; a copy across filesystems keeps the first line).
-        if ((match.kind === 'moved' || cp.path !== file.path) && store && !opts.dryRun) {
-          store.commit(identity, {
-            committedOffset: cp.committedOffset,
-            synced: true,
-            size: c.size,
-            mtimeMs: c.mtimeMs,
-            sessionKeys: cp.sessionKeys,
-            cwd: cp.cwd,
-            ...(match.kind === 'moved' ? { replaces: cp.id } : {}),
-          })
-        }
+        if (store && !opts.dryRun) followMove(store, c, plan)
         continue
       }
-
-      let fromOffset = match.kind === 'rewritten' ? 0 : (cp?.committedOffset ?? 0)
-      let reset = match.kind === 'rewritten'
-      // Smaller than what was acknowledged: truncated and rewritten in place.
-      if (!file.path.endsWith('.zst') && c.size < fromOffset) {
-        fromOffset = 0
-        reset = true
-      }
-      let result: Awaited<ReturnType<(typeof ADAPTERS)[typeof file.agent]['parse']>>
-      try {
-        result = await ADAPTERS[file.agent].parse(file, { fromOffset })
-      } catch (err) {
+      if (plan.kind === 'unreadable') {
         // One unreadable file never stops the others; it fails the run at the end.
         unreadable.push(file.path)
-        log(`${file.path}: could not be read: ${(err as Error).message}`)
+        log(`${file.path}: could not be read: ${plan.error.message}`)
         continue
       }
-      const cwd = result.sessions.find((s) => s.cwd)?.cwd ?? cp?.cwd ?? null
-      if (repoRoot !== undefined && !isInside(cwd, repoRoot)) {
+      const { result } = plan
+      if (repoRoot !== undefined && !isInside(plan.cwd, repoRoot)) {
         summary.skipped.outsideRepo++
         continue
       }
-      const keys = [
-        ...new Set([...(cp?.sessionKeys ?? []), ...result.sessions.map((s) => s.session_key)]),
-      ]
-      countFound(keys)
+      countFound(plan.sessionKeys)
       tally.events += result.events.length
-      tally.bytes += Math.max(0, c.size - fromOffset)
+      tally.bytes += Math.max(0, c.size - plan.fromOffset)
       tally.parseErrors += result.errors.length
       for (const e of result.errors.slice(0, 3)) {
         log(`${e.path}${e.line !== undefined ? `:${e.line + 1}` : ''}: ${e.message}`)
       }
       if (!uploader) continue
-      const pending: PendingFile = {
-        identity,
-        // Nothing new past the checkpoint: the sessions were sent with the earlier records.
-        sessions: result.events.length === 0 && fromOffset > 0 ? [] : result.sessions,
-        events: result.events,
-        fromOffset,
-        nextOffset: result.nextOffset,
-        size: c.size,
-        mtimeMs: c.mtimeMs,
-        cwd,
-        reset,
-        replaces: match.kind === 'moved' ? match.checkpoint.id : undefined,
-      }
+      const pending = toPending(c, plan)
       await uploader.add(pending)
     }
 
@@ -441,13 +352,6 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     progress.done()
     store?.close()
   }
-}
-
-function claimsBefore(a: SessionFile, b: SessionFile): boolean {
-  const name = basename(a.path)
-  if (name.startsWith('rollout-')) return a.agent === 'codex'
-  if (basename(b.path).startsWith('rollout-')) return false
-  return CLAIM_ORDER.indexOf(a.agent) < CLAIM_ORDER.indexOf(b.agent)
 }
 
 function nothingFoundMessage(

@@ -1,0 +1,94 @@
+// Files of a daemon in its state dir. Kept free of heavy imports: `hivemind health`
+// (a container healthcheck run every 10 s under a 3 s timeout) loads only this.
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+/** Paths of one daemon's files. */
+export interface DaemonPaths {
+  stateDir: string
+  /** Pid of the running daemon; created exclusively, so two daemons cannot share a dir. */
+  pidFile: string
+  /** The status snapshot with the heartbeat, rewritten atomically every few seconds. */
+  stateFile: string
+  /** JSON log lines, rotated by size. */
+  logFile: string
+  /** stdout/stderr of a background daemon (crashes before the logger is up land here). */
+  outFile: string
+  /** Control socket for `flush` and `status`. */
+  socket: string
+}
+
+/**
+ * A Unix socket path must fit in `sun_path` (108 bytes on Linux, 104 on macOS): deep
+ * state dirs (a CI runner's temp folder) get a short path in the temp dir derived from
+ * the state dir's hash instead.
+ */
+const MAX_SOCKET_PATH = 100
+
+export function daemonPaths(stateDir: string): DaemonPaths {
+  const inDir = join(stateDir, 'daemon.sock')
+  const short =
+    process.platform === 'win32'
+      ? `\\\\.\\pipe\\hivemind-${hash(stateDir)}`
+      : Buffer.byteLength(inDir) <= MAX_SOCKET_PATH
+        ? inDir
+        : join(shortTmp(), `hivemind-${hash(stateDir)}.sock`)
+  return {
+    stateDir,
+    pidFile: join(stateDir, 'daemon.pid'),
+    stateFile: join(stateDir, 'daemon.json'),
+    logFile: join(stateDir, 'daemon.log'),
+    outFile: join(stateDir, 'daemon.out'),
+    socket: short,
+  }
+}
+
+function hash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 16)
+}
+
+/** `/tmp` unless TMPDIR is itself too deep for a socket name. */
+function shortTmp(): string {
+  const t = tmpdir()
+  return Buffer.byteLength(t) <= MAX_SOCKET_PATH - 40 ? t : '/tmp'
+}
+
+/** The pid in the pid file when that process is alive; `undefined` otherwise. */
+export function runningPid(paths: DaemonPaths): number | undefined {
+  let pid: number
+  try {
+    pid = Number.parseInt(readFileSync(paths.pidFile, 'utf8').trim(), 10)
+  } catch {
+    return undefined
+  }
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** `ENV.stateDir` and `DEFAULTS.stateDir` of `@hivemind/sdk/schemas`, repeated here so the healthcheck need not load zod (a test keeps them equal). */
+export const STATE_DIR_ENV = 'HIVEMIND_STATE_DIR'
+export const DEFAULT_STATE_DIR_NAME = '.hivemind'
+
+/** `--state-dir`, else `HIVEMIND_STATE_DIR`, else `~/.hivemind`, resolved against `cwd`. */
+export function resolveStateDir(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): string {
+  const chosen = flag ?? env[STATE_DIR_ENV]
+  return resolve(
+    cwd,
+    chosen && chosen !== '' ? chosen : join(env.HOME ?? homedir(), DEFAULT_STATE_DIR_NAME),
+  )
+}

@@ -1,0 +1,70 @@
+import { stat } from 'node:fs/promises'
+import { basename } from 'node:path'
+import type { AgentId } from '@hivemind/sdk/schemas'
+import { ADAPTERS } from '../adapters/index.js'
+import type { SessionFile } from '../adapters/types.js'
+
+/** Where one agent's files are searched. */
+export interface AgentSource {
+  agent: AgentId
+  roots: string[]
+}
+
+/** A session file with what `stat` said about it when it was found. */
+export interface Candidate {
+  file: SessionFile
+  size: number
+  mtimeMs: number
+  dev: string
+  ino: string
+}
+
+/** Order in which overlapping roots are claimed: specific layouts first. */
+const CLAIM_ORDER: readonly AgentId[] = [
+  'copilot',
+  'cursor',
+  'gemini-cli',
+  'opencode',
+  'aider',
+  'claude-code',
+  'codex',
+]
+
+/**
+ * Every session file under the sources, each claimed by exactly one adapter: two
+ * adapters searching the same directory (`--path`, a watch path named by no agent) may
+ * both accept a `.jsonl`; Codex keeps its `rollout-*` files, otherwise the more specific
+ * layout wins.
+ */
+export async function discoverSessionFiles(
+  sources: readonly AgentSource[],
+): Promise<SessionFile[]> {
+  const claimed = new Map<string, SessionFile>()
+  for (const { agent, roots } of sources) {
+    if (roots.length === 0) continue
+    for (const file of await ADAPTERS[agent].discover(roots)) {
+      const prev = claimed.get(file.path)
+      if (!prev || claimsBefore(file, prev)) claimed.set(file.path, file)
+    }
+  }
+  return [...claimed.values()]
+}
+
+/** `stat` of a found file; `undefined` when it is gone (Claude's cleanup, Codex compression). */
+export async function statCandidate(file: SessionFile): Promise<Candidate | undefined> {
+  const s = await stat(file.path, { bigint: true }).catch(() => undefined)
+  if (!s?.isFile()) return undefined
+  return {
+    file,
+    size: Number(s.size),
+    mtimeMs: Number(s.mtimeMs),
+    dev: s.dev.toString(),
+    ino: s.ino.toString(),
+  }
+}
+
+function claimsBefore(a: SessionFile, b: SessionFile): boolean {
+  if (basename(a.path).startsWith('rollout-')) return a.agent === 'codex'
+  if (basename(b.path).startsWith('rollout-')) return false
+  return CLAIM_ORDER.indexOf(a.agent) < CLAIM_ORDER.indexOf(b.agent)
+}
