@@ -1,6 +1,8 @@
 import {
   type Clock,
+  type CredentialProvider,
   type Logger,
+  type ProviderCallOptions,
   defaultChain,
   HiveMindApiError,
   HiveMindClient,
@@ -8,7 +10,7 @@ import {
   isHiveMindError,
   TokenManager,
 } from '@hivemind/sdk'
-import { ENV } from '@hivemind/sdk/schemas'
+import { ENV, type MeResponse } from '@hivemind/sdk/schemas'
 import { EXIT, ExitError } from './errors.js'
 import type { SendBatch } from './tail/uploader.js'
 import { VERSION } from './version.js'
@@ -19,10 +21,19 @@ export interface Connection {
   send: SendBatch
 }
 
+/** Who the server says the credential belongs to, and the token values to mask. */
+export interface Verified {
+  me: MeResponse
+  /** The ID token exchanged (when there was one) and the credential sent: never log these. */
+  secrets: string[]
+}
+
 /** A client whose credential comes from a {@link TokenManager} the caller can watch. */
 export interface UploadClient extends Connection {
   client: HiveMindClient
   tokenManager: TokenManager
+  /** Gets a credential and asks the server whose it is (`GET /api/v1/me`). */
+  verify(): Promise<Verified>
 }
 
 /**
@@ -43,8 +54,19 @@ export function createUploadClient(init: {
     ...(init.logger ? { logger: init.logger } : {}),
   }
   const exchanger = new HiveMindClient(common)
+  const chain = defaultChain({ env: init.env, ...(init.logger ? { logger: init.logger } : {}) })
+  // Remembers the last ID token, so a CI step can mask it (GitHub's `::add-mask::`).
+  let idToken: string | undefined
+  const provider: CredentialProvider = Object.assign(
+    async (options?: ProviderCallOptions) => {
+      const credential = await chain(options)
+      if (credential.kind === 'id-token') idToken = credential.token
+      return credential
+    },
+    { providerName: chain.providerName },
+  )
   const tokenManager = new TokenManager({
-    provider: defaultChain({ env: init.env, ...(init.logger ? { logger: init.logger } : {}) }),
+    provider,
     client: exchanger,
     env: init.env,
     ...(init.clock ? { clock: init.clock } : {}),
@@ -56,7 +78,29 @@ export function createUploadClient(init: {
     client,
     tokenManager,
     send: (batch) => client.uploadBatch(batch),
+    async verify() {
+      const token = await tokenManager.getToken()
+      const me = await client.me()
+      return { me, secrets: [idToken, token.token].filter((s): s is string => !!s) }
+    },
   }
+}
+
+/**
+ * Under GitHub Actions, `::add-mask::` lines for the tokens this step holds, so the
+ * runner hides them should anything ever print them.
+ */
+export function maskLines(
+  env: Readonly<Record<string, string | undefined>>,
+  secrets: readonly string[],
+): string {
+  if (env.GITHUB_ACTIONS !== 'true') return ''
+  return secrets.map((s) => `::add-mask::${s}\n`).join('')
+}
+
+/** `service account sa_… (name)` or `user u_… (name)`. */
+export function describePrincipal(me: Pick<MeResponse, 'kind' | 'id' | 'name'>): string {
+  return `${me.kind === 'service_account' ? 'service account' : 'user'} ${me.id} (${me.name})`
 }
 
 /** The endpoint from `--endpoint` or `HIVEMIND_ENDPOINT`; a usage error naming both when neither. */
@@ -70,25 +114,25 @@ export function requireEndpoint(endpoint: string | undefined, alternative?: stri
 }
 
 /**
- * {@link createUploadClient}, then gets a credential once up front, so a missing or
- * refused one fails before any file is read rather than after.
+ * {@link createUploadClient}, then gets a credential and asks the server whose it is, so
+ * a missing or refused one fails before any file is read rather than after.
  */
 export async function connect(init: {
   endpoint: string | undefined
   env: Readonly<Record<string, string | undefined>>
-}): Promise<Connection> {
+}): Promise<Connection & Verified> {
   const upload = createUploadClient({
     endpoint: requireEndpoint(init.endpoint, 'or use --dry-run to upload nothing'),
     env: init.env,
   })
   try {
-    await upload.tokenManager.getToken()
+    const verified = await upload.verify()
+    return { endpoint: upload.endpoint, send: upload.send, ...verified }
   } catch (err) {
     upload.tokenManager.close()
     const { message, hint } = describeUploadError(err, upload.endpoint)
     throw new ExitError(EXIT.failed, `no credential: ${message}`, hint ? { hint } : undefined)
   }
-  return { endpoint: upload.endpoint, send: upload.send }
 }
 
 /** A 413 from the batch endpoint: the uploader splits the batch and tries again. */

@@ -203,6 +203,17 @@ describe('hivemind import (real server and CLI processes)', () => {
       req.on('data', (d: Buffer) => (body += d.toString()))
       req.on('end', () => {
         res.setHeader('content-type', 'application/json')
+        if (req.method === 'GET' && req.url === '/api/v1/me') {
+          res.end(
+            JSON.stringify({
+              kind: 'service_account',
+              id: 'sa_stand_in',
+              name: 'stand-in',
+              scopes: ['write'],
+            }),
+          )
+          return
+        }
         if (req.method !== 'POST' || req.url !== '/api/v1/sessions/batch') {
           res.writeHead(404).end('{"error":"not found","code":"not_found"}')
           return
@@ -250,6 +261,25 @@ describe('hivemind import (real server and CLI processes)', () => {
       stand.closeAllConnections()
       await new Promise((resolve) => stand.close(resolve))
     }
+  })
+
+  it('names the principal in --json and, under GitHub Actions, masks the credential (on stderr, keeping stdout JSON)', async () => {
+    const h = await home(true)
+    const r = await runCli(
+      ['import', '--all', '--json'],
+      { ...envFor(h), GITHUB_ACTIONS: 'true' },
+      h.cwd,
+    )
+    expect(r.code).toBe(0)
+    const summary = JSON.parse(r.stdout) as { principal: { kind: string; id: string } }
+    expect(summary.principal).toMatchObject({
+      kind: 'service_account',
+      id: writer.serviceAccountId,
+    })
+    expect(r.stderr).toContain(`::add-mask::${writer.token}\n`)
+    // Outside GitHub Actions nothing is printed about the token.
+    const plain = await runCli(['import', '--all'], envFor(await home(true)), h.cwd)
+    expect(plain.stdout + plain.stderr).not.toContain(writer.token)
   })
 
   it("a PAT's sessions land under its user", async () => {

@@ -21,8 +21,13 @@ export function registerControl(cli: CAC, io: CliIo): void {
   cli
     .command('stop', 'Stop the daemon after a final catch-up (waits up to 10 s)')
     .option('--state-dir <dir>', `State dir (default $${ENV.stateDir} or ~/.hivemind)`)
-    .action(async (flags: StateFlags) => {
-      io.exitCode = await runStop(resolveStateDir(flags.stateDir, io.env, io.cwd), io)
+    .option('--json', 'Print {stopped, pid, drained, pending, uploaded} as JSON')
+    .action(async (flags: StateFlags & { json?: boolean }) => {
+      io.exitCode = await runStop(
+        resolveStateDir(flags.stateDir, io.env, io.cwd),
+        flags.json === true,
+        io,
+      )
     })
   cli
     .command('flush', 'Block until everything written so far is uploaded (default 60 s)')
@@ -58,11 +63,12 @@ export function registerControl(cli: CAC, io: CliIo): void {
 }
 
 /** SIGTERM, wait for the exit, then report what the final catch-up left behind. */
-async function runStop(stateDir: string, io: CliIo): Promise<number> {
+async function runStop(stateDir: string, json: boolean, io: CliIo): Promise<number> {
   const paths = daemonPaths(stateDir)
   const pid = runningPid(paths)
   if (pid === undefined) {
-    io.stdout.write(`hivemind: no daemon running for state dir ${stateDir}; nothing to stop\n`)
+    if (json) io.stdout.write(`${JSON.stringify({ stopped: false, pid: null })}\n`)
+    else io.stdout.write(`hivemind: no daemon running for state dir ${stateDir}; nothing to stop\n`)
     return EXIT.ok
   }
   process.kill(pid, 'SIGTERM')
@@ -76,7 +82,14 @@ async function runStop(stateDir: string, io: CliIo): Promise<number> {
     )
   }
   const last = readSnapshot(paths.stateFile)
+  if (json) {
+    const mine = last?.pid === pid ? last : undefined
+    io.stdout.write(
+      `${JSON.stringify({ stopped: true, pid, drained: mine?.drained ?? null, pending: mine?.pending ?? null, uploaded: mine?.uploaded ?? null, last_error: mine?.last_error ?? null })}\n`,
+    )
+  }
   if (last?.pid === pid && last.drained === true) {
+    if (json) return EXIT.ok
     io.stdout.write(
       `hivemind: daemon stopped (pid ${pid}); everything delivered (${last.uploaded.events} events uploaded since it started)\n`,
     )

@@ -4,7 +4,7 @@ import type { CAC } from 'cac'
 import type { AgentId } from '@hivemind/sdk/schemas'
 import { ENV } from '@hivemind/sdk/schemas'
 import { ADAPTERS, resolveAgent } from '../adapters/index.js'
-import { connect, describeUploadError, isTooLarge } from '../client.js'
+import { connect, describeUploadError, isTooLarge, maskLines } from '../client.js'
 import { resolveStateDir } from '../daemon/state-dir.js'
 import { EXIT, ExitError, UsageError } from '../errors.js'
 import { gitRepoRoot, isInside } from '../internal/git.js'
@@ -59,6 +59,8 @@ export interface ImportSummary {
   ok: boolean
   dryRun: boolean
   endpoint: string | null
+  /** Whom the server authenticated (absent with --dry-run or when nothing was found). */
+  principal?: { kind: 'user' | 'service_account'; id: string; name: string }
   found: { files: number; sessions: number }
   agents: Partial<Record<AgentId, AgentSummary>>
   upload: {
@@ -185,8 +187,11 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
   try {
     if (!opts.dryRun && candidates.length > 0) {
       const conn = await connect({ endpoint: opts.endpoint, env: io.env })
+      // With --json, stdout is the summary alone; the runner reads commands on stderr too.
+      ;(opts.json ? io.stderr : io.stdout).write(maskLines(io.env, conn.secrets))
       endpoint = conn.endpoint
       summary.endpoint = endpoint
+      summary.principal = { kind: conn.me.kind, id: conn.me.id, name: conn.me.name }
       uploader = new Uploader({
         send: conn.send,
         store,

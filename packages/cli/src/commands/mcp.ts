@@ -63,7 +63,7 @@ async function runMcp(flags: McpFlags, io: CliIo): Promise<number> {
       timings: timingsFromEnv(io.env),
     })
     daemon.verifyCredential().then(
-      (me) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
+      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
       (err: unknown) => {
         const { message, hint } = describeUploadError(err, endpoint)
         logger.warn({ error: message, hint }, 'credential check failed; will keep retrying')

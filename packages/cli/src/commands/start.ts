@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
 import type { CAC } from 'cac'
 import { ENV } from '@hivemind/sdk/schemas'
-import { describeUploadError, requireEndpoint } from '../client.js'
+import { describePrincipal, describeUploadError, maskLines, requireEndpoint } from '../client.js'
 import { Daemon, timingsFromEnv } from '../daemon/daemon.js'
 import { createDaemonLogger } from '../daemon/log.js'
 import { daemonPaths, resolveStateDir, runningPid } from '../daemon/state-dir.js'
@@ -24,11 +24,19 @@ interface StartFlags {
   stateDir?: string
   drainTimeout?: string | number
   notifyParent?: boolean
+  json?: boolean
 }
 
 /** Messages a background daemon sends `hivemind start` over the IPC channel. */
 type ReadyMessage =
-  | { type: 'ready'; pid: number; principal: string; filesWatched: number }
+  | {
+      type: 'ready'
+      pid: number
+      principal: { kind: 'user' | 'service_account'; id: string; name: string }
+      filesWatched: number
+      /** Token values for `::add-mask::`, sent only under GitHub Actions. */
+      secrets: string[]
+    }
   | { type: 'error'; message: string; hint: string | undefined; exitCode: number }
 
 export function registerStart(cli: CAC, io: CliIo): void {
@@ -40,6 +48,7 @@ export function registerStart(cli: CAC, io: CliIo): void {
     .option('--drain-timeout <seconds>', 'Final catch-up budget on SIGTERM', {
       default: DEFAULT_DRAIN_TIMEOUT_S,
     })
+    .option('--json', 'Print {pid, principal, files_watched, state_dir, log_file} once started')
     .option('--notify-parent', '(internal) report readiness to `hivemind start` over IPC')
     .example('HIVEMIND_ENDPOINT=https://hivemind.example.com hivemind start')
     .action(async (flags: StartFlags) => {
@@ -93,12 +102,13 @@ async function runForeground(flags: StartFlags, io: CliIo): Promise<number> {
 
   if (notify) {
     try {
-      const me = await daemon.verifyCredential()
+      const { me, secrets } = await daemon.verifyCredential()
       sendParent({
         type: 'ready',
         pid: process.pid,
-        principal: `${me.kind === 'service_account' ? 'service account' : 'user'} ${me.id} (${me.name})`,
+        principal: { kind: me.kind, id: me.id, name: me.name },
         filesWatched: daemon.status().files_watched,
+        secrets: io.env.GITHUB_ACTIONS === 'true' ? secrets : [],
       })
       process.disconnect?.()
     } catch (err) {
@@ -114,7 +124,7 @@ async function runForeground(flags: StartFlags, io: CliIo): Promise<number> {
     )
     // Reported, never fatal: the loop retries, and `health` says it is failing.
     daemon.verifyCredential().then(
-      (me) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
+      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
       (err: unknown) => {
         const { message, hint } = describeUploadError(err, endpoint)
         logger.warn({ error: message, hint }, 'credential check failed; will keep retrying')
@@ -206,9 +216,18 @@ async function runBackground(flags: StartFlags, io: CliIo): Promise<number> {
   if (outcome.type === 'ready') {
     if (child.connected) child.disconnect()
     child.unref()
-    io.stdout.write(
-      `hivemind: daemon started (pid ${outcome.pid}) as ${outcome.principal}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}\n`,
-    )
+    const masks = maskLines(io.env, outcome.secrets)
+    if (flags.json) {
+      io.stderr.write(masks)
+      io.stdout.write(
+        `${JSON.stringify({ pid: outcome.pid, principal: outcome.principal, files_watched: outcome.filesWatched, state_dir: stateDir, log_file: paths.logFile })}\n`,
+      )
+    } else {
+      io.stdout.write(masks)
+      io.stdout.write(
+        `hivemind: daemon started (pid ${outcome.pid}) as ${describePrincipal(outcome.principal)}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}\n`,
+      )
+    }
     return EXIT.ok
   }
   if (outcome.type === 'error') {

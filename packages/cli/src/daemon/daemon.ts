@@ -3,12 +3,12 @@ import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { SubjectTokenExhaustedError, type AccessToken, type Clock } from '@hivemind/sdk'
-import type { MeResponse } from '@hivemind/sdk/schemas'
 import {
   createUploadClient,
   describeUploadError,
   isTooLarge,
   type UploadClient,
+  type Verified,
 } from '../client.js'
 import { ExitError, EXIT } from '../errors.js'
 import { CheckpointStore } from '../tail/checkpoint-store.js'
@@ -147,7 +147,9 @@ export class Daemon {
   #stopping = false
   #filesWatched = 0
   #pending: DaemonStatus['pending'] = { files: 0, events: 0, bytes: 0 }
+  readonly #sessionsSent = new Set<string>()
   #uploaded: DaemonStatus['uploaded'] = {
+    sessions: 0,
     batches: 0,
     events: 0,
     accepted: 0,
@@ -221,9 +223,10 @@ export class Daemon {
    * Gets a credential and asks the server who it belongs to: the check `hivemind start`
    * waits for, so a wrong selector, a missing permission or a policy denial fails there.
    */
-  async verifyCredential(): Promise<MeResponse> {
+  async verifyCredential(): Promise<Verified> {
+    const verified = await this.#upload.verify()
     this.#token = await this.#upload.tokenManager.getToken()
-    return this.#upload.client.me()
+    return verified
   }
 
   /** A snapshot of what the daemon is doing. */
@@ -477,6 +480,7 @@ export class Daemon {
       for (const e of plan.result.errors.slice(0, 3)) {
         this.#log.warn({ path: e.path, line: e.line, error: e.message }, 'malformed record')
       }
+      for (const k of plan.sessionKeys) if (plan.result.events.length > 0) this.#sessionsSent.add(k)
       read.set(c.file.path, {
         c,
         events: plan.result.events.length,
@@ -491,6 +495,7 @@ export class Daemon {
     this.#uploaded.accepted += s.accepted
     this.#uploaded.duplicates += s.duplicates
     this.#uploaded.rejected += s.rejected
+    this.#uploaded.sessions = this.#sessionsSent.size
     if (s.batches > 0) this.#lastUploadAt = new Date()
 
     const failedPaths = new Set(notDone.map((p) => p.identity.path))

@@ -1,6 +1,5 @@
 // Files of a daemon in its state dir. Kept free of heavy imports: `hivemind health`
 // (a container healthcheck run every 10 s under a 3 s timeout) loads only this.
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -46,6 +45,8 @@ export function daemonPaths(stateDir: string): DaemonPaths {
 }
 
 function hash(s: string): string {
+  // Loaded only when needed: the healthcheck's cold start should not pay for OpenSSL.
+  const { createHash } = process.getBuiltinModule('node:crypto')
   return createHash('sha256').update(s).digest('hex').slice(0, 16)
 }
 

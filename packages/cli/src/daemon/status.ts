@@ -26,6 +26,8 @@ export const DaemonStatus = z.object({
     bytes: z.number().int(),
   }),
   uploaded: z.object({
+    /** Sessions with events read and sent since the daemon started. */
+    sessions: z.number().int(),
     batches: z.number().int(),
     events: z.number().int(),
     accepted: z.number().int(),
