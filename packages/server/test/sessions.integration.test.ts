@@ -296,6 +296,37 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         expect(s.body).toMatchObject({ event_count: 1, tokens: { input: 5, output: 20 } })
       })
 
+      it('returns tool input and output of any JSON type, plain strings included', async () => {
+        const { session, event } = fixtureSession({}, 'claude-code')
+        const call = event({
+          native_key: 't:1',
+          kind: 'tool_call',
+          tool: { name: 'Bash', call_id: 'c1', input: { command: 'ls' } },
+        })
+        const result = event({
+          native_key: 't:2',
+          kind: 'tool_result',
+          tool: { name: 'Bash', call_id: 'c1', output: 'ok', is_error: false },
+        })
+        const numeric = event({
+          native_key: 't:3',
+          kind: 'tool_result',
+          tool: { name: 'Calc', output: 42 },
+        })
+        expect(
+          (await upload({ sessions: [session], events: [call, result, numeric] })).body,
+        ).toMatchObject({
+          rejected: [],
+        })
+        const events = await get(`/api/v1/sessions/${session.session_key}/events`)
+        expect(events.status).toBe(200)
+        expect(items<{ tool: unknown }>(events).map((e) => e.tool)).toEqual([
+          { name: 'Bash', call_id: 'c1', input: { command: 'ls' } },
+          { name: 'Bash', call_id: 'c1', output: 'ok', is_error: false },
+          { name: 'Calc', output: 42 },
+        ])
+      })
+
       it('keeps the highest rev when one batch carries several versions', async () => {
         const { session, event } = fixtureSession({}, 'opencode')
         const v = (rev: number) => event({ native_key: 'p:1', text: `rev ${rev}`, rev })

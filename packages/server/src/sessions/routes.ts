@@ -150,11 +150,6 @@ function sessionWire(r: SessionRow): SessionRecord {
   }
 }
 
-function parseJson(v: unknown): unknown {
-  // node-postgres parses jsonb; PGlite does too, but be tolerant of text.
-  return typeof v === 'string' ? (JSON.parse(v) as unknown) : v
-}
-
 function eventWire(r: EventRow): EventRecord {
   const tool =
     r.tool_name == null
@@ -162,8 +157,8 @@ function eventWire(r: EventRow): EventRecord {
       : {
           name: r.tool_name,
           ...(r.tool_call_id == null ? {} : { call_id: r.tool_call_id }),
-          ...(r.tool_input == null ? {} : { input: parseJson(r.tool_input) }),
-          ...(r.tool_output == null ? {} : { output: parseJson(r.tool_output) }),
+          ...(r.tool_input == null ? {} : { input: r.tool_input }),
+          ...(r.tool_output == null ? {} : { output: r.tool_output }),
           ...(r.tool_is_error == null ? {} : { is_error: r.tool_is_error }),
         }
   return {
