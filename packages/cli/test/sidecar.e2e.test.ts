@@ -127,7 +127,7 @@ describe('Pattern B: the sidecar entrypoint as a process', () => {
       expect((await health()).code).toBe(1)
     } finally {
       await chmod(project, 0o755)
-      if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
+      if (daemon.child.exitCode == null) daemon.child.kill('SIGKILL')
     }
   }, 120_000)
 
@@ -178,7 +178,7 @@ describe('Pattern B: the sidecar entrypoint as a process', () => {
       expect(exit.stderr).toMatch(/not delivered/)
       expect(exit.stderr).not.toContain('hmsa_not-a-real-token')
     } finally {
-      if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
+      if (daemon.child.exitCode == null) daemon.child.kill('SIGKILL')
     }
   }, 120_000)
 })

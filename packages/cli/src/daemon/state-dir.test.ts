@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { DEFAULTS, ENV } from '@hivemind/sdk/schemas'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkHealth } from '../health.js'
@@ -119,4 +120,33 @@ describe('checkHealth', () => {
     )
     expect(checkHealth(dir, opts).healthy).toBe(false)
   })
+})
+
+describe('isAlive', () => {
+  it.runIf(process.platform === 'linux')(
+    'treats an exited but unreaped process (a zombie) as dead',
+    async () => {
+      const { spawn } = await import('node:child_process')
+      const { isAlive } = await import('./state-dir.js')
+      // `true` runs in the background and exits; its parent then execs `sleep`, which
+      // never reaps it: a zombie for as long as the sleep lasts.
+      const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+      try {
+        const pid = Number(
+          await new Promise<string>((r) =>
+            parent.stdout.once('data', (d: Buffer) => r(d.toString())),
+          ),
+        )
+        await expect
+          .poll(() => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0])
+          .toBe('Z')
+        expect(isAlive(pid)).toBe(false)
+        expect(isAlive(parent.pid!)).toBe(true)
+      } finally {
+        parent.kill()
+      }
+    },
+  )
 })
