@@ -282,6 +282,27 @@ describe('hivemind import (real server and CLI processes)', () => {
     expect(plain.stdout + plain.stderr).not.toContain(writer.token)
   })
 
+  it('a corrupt .jsonl.zst fails the run naming the file, after uploading the rest', async () => {
+    const h = await home(true)
+    const bad = join(
+      h.codexDir,
+      'sessions',
+      '2026',
+      '01',
+      '03',
+      'rollout-2026-01-03T10-00-00-019b0000-0000-7000-8000-00000000dead.jsonl.zst',
+    )
+    await mkdir(join(bad, '..'), { recursive: true })
+    await writeFile(bad, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01, 0x02, 0x03]))
+    const r = await runCli(['import', '--all', '--json'], envFor(h), h.cwd)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`${bad}: could not be read`)
+    expect(r.stderr).toMatch(/1 session file\(s\) could not be read/)
+    const summary = JSON.parse(r.stdout) as Summary & { failed: { files: number } }
+    expect(summary.failed.files).toBe(1)
+    expect(summary.upload.events).toBeGreaterThan(0)
+  })
+
   it("a PAT's sessions land under its user", async () => {
     const pat = await createUserPat(server.url, ['write'])
     expect(pat.token).toMatch(/^hmpat_/)

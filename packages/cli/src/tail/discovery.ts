@@ -3,6 +3,7 @@ import { basename } from 'node:path'
 import type { AgentId } from '@hivemind/sdk/schemas'
 import { ADAPTERS } from '../adapters/index.js'
 import type { SessionFile } from '../adapters/types.js'
+import { sniffAgent } from './sniff.js'
 
 /** Where one agent's files are searched. */
 export interface AgentSource {
@@ -33,19 +34,27 @@ const CLAIM_ORDER: readonly AgentId[] = [
 /**
  * Every session file under the sources, each claimed by exactly one adapter: two
  * adapters searching the same directory (`--path`, a watch path named by no agent) may
- * both accept a `.jsonl`; Codex keeps its `rollout-*` files, otherwise the more specific
- * layout wins.
+ * both accept a `.jsonl`; the file's first line decides when it is clear (a renamed Codex
+ * rollout), else Codex keeps its `rollout-*` files and the more specific layout wins.
  */
 export async function discoverSessionFiles(
   sources: readonly AgentSource[],
 ): Promise<SessionFile[]> {
   const claimed = new Map<string, SessionFile>()
+  const contested = new Map<string, SessionFile[]>()
   for (const { agent, roots } of sources) {
     if (roots.length === 0) continue
     for (const file of await ADAPTERS[agent].discover(roots)) {
       const prev = claimed.get(file.path)
+      if (prev) contested.set(file.path, [...(contested.get(file.path) ?? [prev]), file])
       if (!prev || claimsBefore(file, prev)) claimed.set(file.path, file)
     }
+  }
+  // Claimed by several adapters: the first line, when it is clear, decides.
+  for (const [path, files] of contested) {
+    const agent = await sniffAgent(path)
+    const match = files.find((f) => f.agent === agent)
+    if (match) claimed.set(path, match)
   }
   return [...claimed.values()]
 }

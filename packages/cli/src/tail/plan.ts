@@ -38,7 +38,19 @@ export async function planFile(
   store: CheckpointStore | undefined,
 ): Promise<FilePlan> {
   const { file } = c
-  const fileFp = await fileFingerprint(file.path).catch(() => null)
+  let fileFp: string | null
+  try {
+    fileFp = await fileFingerprint(file.path)
+  } catch (err) {
+    // Gone since it was found (Claude's cleanup, Codex compression): not a file any more.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'incomplete' }
+    // A corrupt `.zst`, a permission error: say so, never pass it off as "not written yet".
+    return {
+      kind: 'unreadable',
+      identity: { dev: c.dev, ino: c.ino, fileFp: '', path: file.path, agent: file.agent },
+      error: err instanceof Error ? err : new Error(String(err)),
+    }
+  }
   if (fileFp == null) return { kind: 'incomplete' }
   const identity: FileIdentity = {
     dev: c.dev,
