@@ -10,4 +10,6 @@ export default defineConfig({
   },
   // `node:sqlite` exists only with its prefix; tsup would strip it to a bare `sqlite`.
   removeNodeProtocol: false,
+  // Chunks, so a dynamic import (the MCP SDK, only for `hivemind mcp`) stays lazy.
+  splitting: true,
 })

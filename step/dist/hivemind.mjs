@@ -16262,7 +16262,7 @@ var require_env_http_proxy_agent = __commonJS({
       "http:": 80,
       "https:": 443
     };
-    var EnvHttpProxyAgent2 = class extends DispatcherBase {
+    var EnvHttpProxyAgent = class extends DispatcherBase {
       #noProxyValue = null;
       #noProxyEntries = null;
       #opts = null;
@@ -16388,7 +16388,7 @@ var require_env_http_proxy_agent = __commonJS({
         return process.env.no_proxy ?? process.env.NO_PROXY ?? "";
       }
     };
-    module.exports = EnvHttpProxyAgent2;
+    module.exports = EnvHttpProxyAgent;
   }
 });
 
@@ -32778,7 +32778,7 @@ var require_undici = __commonJS({
     var Dispatcher1Wrapper = require_dispatcher1_wrapper();
     var ProxyAgent = require_proxy_agent();
     var Socks5ProxyAgent = require_socks5_proxy_agent();
-    var EnvHttpProxyAgent2 = require_env_http_proxy_agent();
+    var EnvHttpProxyAgent = require_env_http_proxy_agent();
     var RetryAgent = require_retry_agent();
     var H2CClient = require_h2c_client();
     var errors = require_errors();
@@ -32806,7 +32806,7 @@ var require_undici = __commonJS({
     module.exports.Dispatcher1Wrapper = Dispatcher1Wrapper;
     module.exports.ProxyAgent = ProxyAgent;
     module.exports.Socks5ProxyAgent = Socks5ProxyAgent;
-    module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent2;
+    module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent;
     module.exports.RetryAgent = RetryAgent;
     module.exports.H2CClient = H2CClient;
     module.exports.RetryHandler = RetryHandler;
@@ -32966,32 +32966,33 @@ ${captureLines}` : capture.stack;
 function proxyAwareFetch(env = process.env) {
   if (!PROXY_VARS.some((name) => env[name])) return globalThis.fetch;
   const key = [...PROXY_VARS, "NO_PROXY", "no_proxy"].map((n2) => env[n2] ?? "").join("\n");
-  if (agent?.key !== key) {
-    agent = {
-      key,
-      dispatcher: new import_undici.EnvHttpProxyAgent(
-        definedOnly({
-          httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-          httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
-          noProxy: env.NO_PROXY ?? env.no_proxy
-        })
-      )
-    };
-  }
-  const dispatcher = agent.dispatcher;
-  return (input2, init) => (0, import_undici.fetch)(input2, {
-    ...init,
-    dispatcher
-  });
+  return async (input2, init) => {
+    const undici = await Promise.resolve().then(() => __toESM(require_undici(), 1));
+    if (agent?.key !== key) {
+      agent = {
+        key,
+        dispatcher: new undici.EnvHttpProxyAgent(
+          definedOnly({
+            httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+            httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+            noProxy: env.NO_PROXY ?? env.no_proxy
+          })
+        )
+      };
+    }
+    return await undici.fetch(input2, {
+      ...init,
+      dispatcher: agent.dispatcher
+    });
+  };
 }
 function definedOnly(record2) {
   return Object.fromEntries(Object.entries(record2).filter(([, v]) => v !== void 0));
 }
-var import_undici, PROXY_VARS, agent;
+var PROXY_VARS, agent;
 var init_fetch = __esm({
   "../sdk/src/internal/fetch.ts"() {
     "use strict";
-    import_undici = __toESM(require_undici(), 1);
     PROXY_VARS = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
   }
 });
@@ -56269,7 +56270,7 @@ function apiHint(status) {
   if (status >= 500) return "The server failed; check its logs with the request id.";
   return void 0;
 }
-var HiveMindClientOptions, PATH_TOKEN, PATH_HEALTH, PATH_ME, PATH_BATCH, PATH_SESSIONS, PATH_SEARCH, PATH_STATS, HiveMindClient, EXCHANGE_HINTS;
+var ENCODER, HiveMindClientOptions, PATH_TOKEN, PATH_HEALTH, PATH_ME, PATH_BATCH, PATH_SESSIONS, PATH_SEARCH, PATH_STATS, HiveMindClient, EXCHANGE_HINTS;
 var init_client = __esm({
   "../sdk/src/http/client.ts"() {
     "use strict";
@@ -56285,6 +56286,7 @@ var init_client = __esm({
     init_sessions_api();
     init_oauth();
     init_token_manager();
+    ENCODER = new TextEncoder();
     HiveMindClientOptions = external_exports.object({
       /** Server URL, e.g. `https://hivemind.example.com`. @default process.env.HIVEMIND_ENDPOINT */
       endpoint: external_exports.string().optional(),
@@ -56436,7 +56438,11 @@ var init_client = __esm({
           method: "POST",
           path: PATH_BATCH,
           schema: BatchUploadResponse,
-          json: { sessions: batch.sessions ?? [], events: batch.events ?? [] },
+          // Encoded once, not once per attempt, and as bytes: a batch is megabytes of JSON, and
+          // a string body would be scanned and re-encoded again on its way out.
+          body: ENCODER.encode(
+            JSON.stringify({ sessions: batch.sessions ?? [], events: batch.events ?? [] })
+          ),
           auth: true,
           signal: options.signal
         });
@@ -56539,6 +56545,7 @@ var init_client = __esm({
       async #attempt(spec, timeoutMs) {
         const request2 = { method: spec.method, url: this.#url(spec.path) };
         const headers = spec.auth ? await this.#authHeaders(spec.signal) : {};
+        if (spec.body instanceof Uint8Array) headers["content-type"] = "application/json";
         let response;
         try {
           response = await this.#ky(spec.path, {
@@ -60301,22 +60308,89 @@ var init_checkpoint_store = __esm({
   }
 });
 
+// ../cli/src/tail/sniff.ts
+import { open as open5 } from "node:fs/promises";
+async function sniffAgent(path) {
+  if (!path.endsWith(".jsonl")) return void 0;
+  let text;
+  try {
+    const fh = await open5(path, "r");
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      text = buf.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return void 0;
+  }
+  const nl = text.indexOf("\n");
+  let first;
+  try {
+    first = JSON.parse(nl === -1 ? text : text.slice(0, nl));
+  } catch {
+    return void 0;
+  }
+  if (typeof first !== "object" || first == null) return void 0;
+  const r = first;
+  const type = typeof r.type === "string" ? r.type : void 0;
+  if (type !== void 0 && CODEX_TYPES.has(type)) return "codex";
+  if ("instructions" in r && typeof r.id === "string" && typeof r.timestamp === "string")
+    return "codex";
+  if (type?.startsWith("session.")) return "copilot";
+  if (typeof r.projectHash === "string") return "gemini-cli";
+  if (typeof r.sessionId === "string" || type === "summary" || "parentUuid" in r)
+    return "claude-code";
+  return void 0;
+}
+var CODEX_TYPES;
+var init_sniff = __esm({
+  "../cli/src/tail/sniff.ts"() {
+    "use strict";
+    CODEX_TYPES = /* @__PURE__ */ new Set([
+      "session_meta",
+      "response_item",
+      "event_msg",
+      "turn_context",
+      "compacted"
+    ]);
+  }
+});
+
 // ../cli/src/tail/discovery.ts
+import { statSync } from "node:fs";
 import { stat as stat4 } from "node:fs/promises";
 import { basename as basename7 } from "node:path";
 async function discoverSessionFiles(sources) {
   const claimed = /* @__PURE__ */ new Map();
+  const contested = /* @__PURE__ */ new Map();
   for (const { agent: agent2, roots } of sources) {
     if (roots.length === 0) continue;
     for (const file2 of await ADAPTERS[agent2].discover(roots)) {
       const prev = claimed.get(file2.path);
+      if (prev) contested.set(file2.path, [...contested.get(file2.path) ?? [prev], file2]);
       if (!prev || claimsBefore(file2, prev)) claimed.set(file2.path, file2);
     }
+  }
+  for (const [path, files] of contested) {
+    const agent2 = await sniffAgent(path);
+    const match = files.find((f) => f.agent === agent2);
+    if (match) claimed.set(path, match);
   }
   return [...claimed.values()];
 }
 async function statCandidate(file2) {
-  const s = await stat4(file2.path, { bigint: true }).catch(() => void 0);
+  return toCandidate(file2, await stat4(file2.path, { bigint: true }).catch(() => void 0));
+}
+function statCandidateSync(file2) {
+  try {
+    return toCandidate(file2, statSync(file2.path, { bigint: true, throwIfNoEntry: false }));
+  } catch {
+    return void 0;
+  }
+}
+function toCandidate(file2, s) {
   if (!s?.isFile()) return void 0;
   return {
     file: file2,
@@ -60336,6 +60410,7 @@ var init_discovery = __esm({
   "../cli/src/tail/discovery.ts"() {
     "use strict";
     init_adapters();
+    init_sniff();
     CLAIM_ORDER = [
       "copilot",
       "cursor",
@@ -60351,7 +60426,17 @@ var init_discovery = __esm({
 // ../cli/src/tail/plan.ts
 async function planFile(c, store) {
   const { file: file2 } = c;
-  const fileFp = await fileFingerprint(file2.path).catch(() => null);
+  let fileFp;
+  try {
+    fileFp = await fileFingerprint(file2.path);
+  } catch (err) {
+    if (err.code === "ENOENT") return { kind: "incomplete" };
+    return {
+      kind: "unreadable",
+      identity: { dev: c.dev, ino: c.ino, fileFp: "", path: file2.path, agent: file2.agent },
+      error: err instanceof Error ? err : new Error(String(err))
+    };
+  }
   if (fileFp == null) return { kind: "incomplete" };
   const identity = {
     dev: c.dev,
@@ -60960,6 +61045,6081 @@ var init_import = __esm({
     init_discovery();
     init_plan();
     init_uploader();
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-helpers.js
+var require_err_helpers = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-helpers.js"(exports, module) {
+    "use strict";
+    var isErrorLike = (err) => {
+      return err && typeof err.message === "string";
+    };
+    var getErrorCause = (err) => {
+      if (!err) return;
+      const cause = err.cause;
+      if (typeof cause === "function") {
+        const causeResult = err.cause();
+        return isErrorLike(causeResult) ? causeResult : void 0;
+      } else {
+        return isErrorLike(cause) ? cause : void 0;
+      }
+    };
+    var _stackWithCauses = (err, seen) => {
+      if (!isErrorLike(err)) return "";
+      const stack = err.stack || "";
+      if (seen.has(err)) {
+        return stack + "\ncauses have become circular...";
+      }
+      const cause = getErrorCause(err);
+      if (cause) {
+        seen.add(err);
+        return stack + "\ncaused by: " + _stackWithCauses(cause, seen);
+      } else {
+        return stack;
+      }
+    };
+    var stackWithCauses = (err) => _stackWithCauses(err, /* @__PURE__ */ new Set());
+    var _messageWithCauses = (err, seen, skip) => {
+      if (!isErrorLike(err)) return "";
+      const message = skip ? "" : err.message || "";
+      if (seen.has(err)) {
+        return message + ": ...";
+      }
+      const cause = getErrorCause(err);
+      if (cause) {
+        seen.add(err);
+        const skipIfVErrorStyleCause = typeof err.cause === "function";
+        return message + (skipIfVErrorStyleCause ? "" : ": ") + _messageWithCauses(cause, seen, skipIfVErrorStyleCause);
+      } else {
+        return message;
+      }
+    };
+    var messageWithCauses = (err) => _messageWithCauses(err, /* @__PURE__ */ new Set());
+    module.exports = {
+      isErrorLike,
+      getErrorCause,
+      stackWithCauses,
+      messageWithCauses
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-proto.js
+var require_err_proto = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-proto.js"(exports, module) {
+    "use strict";
+    var seen = /* @__PURE__ */ Symbol("circular-ref-tag");
+    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-err-ref");
+    var pinoErrProto = Object.create({}, {
+      type: {
+        enumerable: true,
+        writable: true,
+        value: void 0
+      },
+      message: {
+        enumerable: true,
+        writable: true,
+        value: void 0
+      },
+      stack: {
+        enumerable: true,
+        writable: true,
+        value: void 0
+      },
+      aggregateErrors: {
+        enumerable: true,
+        writable: true,
+        value: void 0
+      },
+      raw: {
+        enumerable: false,
+        get: function() {
+          return this[rawSymbol];
+        },
+        set: function(val) {
+          this[rawSymbol] = val;
+        }
+      }
+    });
+    Object.defineProperty(pinoErrProto, rawSymbol, {
+      writable: true,
+      value: {}
+    });
+    module.exports = {
+      pinoErrProto,
+      pinoErrorSymbols: {
+        seen,
+        rawSymbol
+      }
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err.js
+var require_err = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err.js"(exports, module) {
+    "use strict";
+    module.exports = errSerializer;
+    var { messageWithCauses, stackWithCauses, isErrorLike } = require_err_helpers();
+    var { pinoErrProto, pinoErrorSymbols } = require_err_proto();
+    var { seen } = pinoErrorSymbols;
+    var { toString } = Object.prototype;
+    function errSerializer(err) {
+      if (!isErrorLike(err)) {
+        return err;
+      }
+      err[seen] = void 0;
+      const _err = Object.create(pinoErrProto);
+      _err.type = toString.call(err.constructor) === "[object Function]" ? err.constructor.name : err.name;
+      _err.message = messageWithCauses(err);
+      _err.stack = stackWithCauses(err);
+      if (Array.isArray(err.errors)) {
+        _err.aggregateErrors = err.errors.map((err2) => errSerializer(err2));
+      }
+      for (const key in err) {
+        if (_err[key] === void 0) {
+          const val = err[key];
+          if (isErrorLike(val)) {
+            if (key !== "cause" && !Object.prototype.hasOwnProperty.call(val, seen)) {
+              _err[key] = errSerializer(val);
+            }
+          } else {
+            _err[key] = val;
+          }
+        }
+      }
+      delete err[seen];
+      _err.raw = err;
+      return _err;
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-with-cause.js
+var require_err_with_cause = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-with-cause.js"(exports, module) {
+    "use strict";
+    module.exports = errWithCauseSerializer;
+    var { isErrorLike } = require_err_helpers();
+    var { pinoErrProto, pinoErrorSymbols } = require_err_proto();
+    var { seen } = pinoErrorSymbols;
+    var { toString } = Object.prototype;
+    function errWithCauseSerializer(err) {
+      if (!isErrorLike(err)) {
+        return err;
+      }
+      err[seen] = void 0;
+      const _err = Object.create(pinoErrProto);
+      _err.type = toString.call(err.constructor) === "[object Function]" ? err.constructor.name : err.name;
+      _err.message = err.message;
+      _err.stack = err.stack;
+      if (Array.isArray(err.errors)) {
+        _err.aggregateErrors = err.errors.map((err2) => errWithCauseSerializer(err2));
+      }
+      if (isErrorLike(err.cause) && !Object.prototype.hasOwnProperty.call(err.cause, seen)) {
+        _err.cause = errWithCauseSerializer(err.cause);
+      }
+      for (const key in err) {
+        if (_err[key] === void 0) {
+          const val = err[key];
+          if (isErrorLike(val)) {
+            if (!Object.prototype.hasOwnProperty.call(val, seen)) {
+              _err[key] = errWithCauseSerializer(val);
+            }
+          } else {
+            _err[key] = val;
+          }
+        }
+      }
+      delete err[seen];
+      _err.raw = err;
+      return _err;
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/req.js
+var require_req = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/req.js"(exports, module) {
+    "use strict";
+    module.exports = {
+      mapHttpRequest,
+      reqSerializer
+    };
+    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-req-ref");
+    var pinoReqProto = Object.create({}, {
+      id: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      method: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      url: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      query: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      params: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      headers: {
+        enumerable: true,
+        writable: true,
+        value: {}
+      },
+      remoteAddress: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      remotePort: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      raw: {
+        enumerable: false,
+        get: function() {
+          return this[rawSymbol];
+        },
+        set: function(val) {
+          this[rawSymbol] = val;
+        }
+      }
+    });
+    Object.defineProperty(pinoReqProto, rawSymbol, {
+      writable: true,
+      value: {}
+    });
+    function reqSerializer(req) {
+      const connection = req.info || req.socket;
+      const _req = Object.create(pinoReqProto);
+      _req.id = typeof req.id === "function" ? req.id() : req.id || (req.info ? req.info.id : void 0);
+      _req.method = req.method;
+      if (req.originalUrl) {
+        _req.url = req.originalUrl;
+      } else {
+        const path = req.path;
+        _req.url = typeof path === "string" ? path : req.url ? req.url.path || req.url : void 0;
+      }
+      if (req.query) {
+        _req.query = req.query;
+      }
+      if (req.params) {
+        _req.params = req.params;
+      }
+      _req.headers = req.headers;
+      _req.remoteAddress = connection && connection.remoteAddress;
+      _req.remotePort = connection && connection.remotePort;
+      _req.raw = req.raw || req;
+      return _req;
+    }
+    function mapHttpRequest(req) {
+      return {
+        req: reqSerializer(req)
+      };
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/res.js
+var require_res = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/res.js"(exports, module) {
+    "use strict";
+    module.exports = {
+      mapHttpResponse,
+      resSerializer
+    };
+    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-res-ref");
+    var pinoResProto = Object.create({}, {
+      statusCode: {
+        enumerable: true,
+        writable: true,
+        value: 0
+      },
+      headers: {
+        enumerable: true,
+        writable: true,
+        value: ""
+      },
+      raw: {
+        enumerable: false,
+        get: function() {
+          return this[rawSymbol];
+        },
+        set: function(val) {
+          this[rawSymbol] = val;
+        }
+      }
+    });
+    Object.defineProperty(pinoResProto, rawSymbol, {
+      writable: true,
+      value: {}
+    });
+    function resSerializer(res) {
+      const _res = Object.create(pinoResProto);
+      _res.statusCode = res.headersSent ? res.statusCode : null;
+      _res.headers = res.getHeaders ? res.getHeaders() : res._headers;
+      _res.raw = res;
+      return _res;
+    }
+    function mapHttpResponse(res) {
+      return {
+        res: resSerializer(res)
+      };
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/index.js
+var require_pino_std_serializers = __commonJS({
+  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/index.js"(exports, module) {
+    "use strict";
+    var errSerializer = require_err();
+    var errWithCauseSerializer = require_err_with_cause();
+    var reqSerializers = require_req();
+    var resSerializers = require_res();
+    module.exports = {
+      err: errSerializer,
+      errWithCause: errWithCauseSerializer,
+      mapHttpRequest: reqSerializers.mapHttpRequest,
+      mapHttpResponse: resSerializers.mapHttpResponse,
+      req: reqSerializers.reqSerializer,
+      res: resSerializers.resSerializer,
+      wrapErrorSerializer: function wrapErrorSerializer(customSerializer) {
+        if (customSerializer === errSerializer) return customSerializer;
+        return function wrapErrSerializer(err) {
+          return customSerializer(errSerializer(err));
+        };
+      },
+      wrapRequestSerializer: function wrapRequestSerializer(customSerializer) {
+        if (customSerializer === reqSerializers.reqSerializer) return customSerializer;
+        return function wrappedReqSerializer(req) {
+          return customSerializer(reqSerializers.reqSerializer(req));
+        };
+      },
+      wrapResponseSerializer: function wrapResponseSerializer(customSerializer) {
+        if (customSerializer === resSerializers.resSerializer) return customSerializer;
+        return function wrappedResSerializer(res) {
+          return customSerializer(resSerializers.resSerializer(res));
+        };
+      }
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/caller.js
+var require_caller = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/caller.js"(exports, module) {
+    "use strict";
+    var util2 = __require("node:util");
+    var getCallSites = util2.getCallSites ?? util2.getCallSite;
+    function noOpPrepareStackTrace(_, stack) {
+      return stack;
+    }
+    module.exports = function getCallers() {
+      if (getCallSites) {
+        return getCallSites().slice(2).map((callSite) => callSite.scriptName);
+      }
+      const originalPrepare = Error.prepareStackTrace;
+      Error.prepareStackTrace = noOpPrepareStackTrace;
+      const stack = new Error().stack;
+      Error.prepareStackTrace = originalPrepare;
+      if (!Array.isArray(stack)) {
+        return void 0;
+      }
+      const entries = stack.slice(2);
+      const fileNames = [];
+      for (const entry of entries) {
+        if (!entry) {
+          continue;
+        }
+        fileNames.push(entry.getFileName());
+      }
+      return fileNames;
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/@pinojs+redact@0.4.0/node_modules/@pinojs/redact/index.js
+var require_redact = __commonJS({
+  "../../node_modules/.pnpm/@pinojs+redact@0.4.0/node_modules/@pinojs/redact/index.js"(exports, module) {
+    "use strict";
+    function deepClone(obj) {
+      if (obj === null || typeof obj !== "object") {
+        return obj;
+      }
+      if (obj instanceof Date) {
+        return new Date(obj.getTime());
+      }
+      if (obj instanceof Array) {
+        const cloned = [];
+        for (let i = 0; i < obj.length; i++) {
+          cloned[i] = deepClone(obj[i]);
+        }
+        return cloned;
+      }
+      if (typeof obj === "object") {
+        const cloned = Object.create(Object.getPrototypeOf(obj));
+        for (const key in obj) {
+          if (Object.prototype.hasOwnProperty.call(obj, key)) {
+            cloned[key] = deepClone(obj[key]);
+          }
+        }
+        return cloned;
+      }
+      return obj;
+    }
+    function parsePath(path) {
+      const parts = [];
+      let current = "";
+      let inBrackets = false;
+      let inQuotes = false;
+      let quoteChar = "";
+      for (let i = 0; i < path.length; i++) {
+        const char = path[i];
+        if (!inBrackets && char === ".") {
+          if (current) {
+            parts.push(current);
+            current = "";
+          }
+        } else if (char === "[") {
+          if (current) {
+            parts.push(current);
+            current = "";
+          }
+          inBrackets = true;
+        } else if (char === "]" && inBrackets) {
+          parts.push(current);
+          current = "";
+          inBrackets = false;
+          inQuotes = false;
+        } else if ((char === '"' || char === "'") && inBrackets) {
+          if (!inQuotes) {
+            inQuotes = true;
+            quoteChar = char;
+          } else if (char === quoteChar) {
+            inQuotes = false;
+            quoteChar = "";
+          } else {
+            current += char;
+          }
+        } else {
+          current += char;
+        }
+      }
+      if (current) {
+        parts.push(current);
+      }
+      return parts;
+    }
+    function setValue(obj, parts, value) {
+      let current = obj;
+      for (let i = 0; i < parts.length - 1; i++) {
+        const key = parts[i];
+        if (typeof current !== "object" || current === null || !(key in current)) {
+          return false;
+        }
+        if (typeof current[key] !== "object" || current[key] === null) {
+          return false;
+        }
+        current = current[key];
+      }
+      const lastKey = parts[parts.length - 1];
+      if (lastKey === "*") {
+        if (Array.isArray(current)) {
+          for (let i = 0; i < current.length; i++) {
+            current[i] = value;
+          }
+        } else if (typeof current === "object" && current !== null) {
+          for (const key in current) {
+            if (Object.prototype.hasOwnProperty.call(current, key)) {
+              current[key] = value;
+            }
+          }
+        }
+      } else {
+        if (typeof current === "object" && current !== null && lastKey in current && Object.prototype.hasOwnProperty.call(current, lastKey)) {
+          current[lastKey] = value;
+        }
+      }
+      return true;
+    }
+    function removeKey(obj, parts) {
+      let current = obj;
+      for (let i = 0; i < parts.length - 1; i++) {
+        const key = parts[i];
+        if (typeof current !== "object" || current === null || !(key in current)) {
+          return false;
+        }
+        if (typeof current[key] !== "object" || current[key] === null) {
+          return false;
+        }
+        current = current[key];
+      }
+      const lastKey = parts[parts.length - 1];
+      if (lastKey === "*") {
+        if (Array.isArray(current)) {
+          for (let i = 0; i < current.length; i++) {
+            current[i] = void 0;
+          }
+        } else if (typeof current === "object" && current !== null) {
+          for (const key in current) {
+            if (Object.prototype.hasOwnProperty.call(current, key)) {
+              delete current[key];
+            }
+          }
+        }
+      } else {
+        if (typeof current === "object" && current !== null && lastKey in current && Object.prototype.hasOwnProperty.call(current, lastKey)) {
+          delete current[lastKey];
+        }
+      }
+      return true;
+    }
+    var PATH_NOT_FOUND = /* @__PURE__ */ Symbol("PATH_NOT_FOUND");
+    function getValueIfExists(obj, parts) {
+      let current = obj;
+      for (const part of parts) {
+        if (current === null || current === void 0) {
+          return PATH_NOT_FOUND;
+        }
+        if (typeof current !== "object" || current === null) {
+          return PATH_NOT_FOUND;
+        }
+        if (!(part in current)) {
+          return PATH_NOT_FOUND;
+        }
+        current = current[part];
+      }
+      return current;
+    }
+    function getValue(obj, parts) {
+      let current = obj;
+      for (const part of parts) {
+        if (current === null || current === void 0) {
+          return void 0;
+        }
+        if (typeof current !== "object" || current === null) {
+          return void 0;
+        }
+        current = current[part];
+      }
+      return current;
+    }
+    function redactPaths(obj, paths, censor, remove = false) {
+      for (const path of paths) {
+        const parts = parsePath(path);
+        if (parts.includes("*")) {
+          redactWildcardPath(obj, parts, censor, path, remove);
+        } else {
+          if (remove) {
+            removeKey(obj, parts);
+          } else {
+            const value = getValueIfExists(obj, parts);
+            if (value === PATH_NOT_FOUND) {
+              continue;
+            }
+            const actualCensor = typeof censor === "function" ? censor(value, parts) : censor;
+            setValue(obj, parts, actualCensor);
+          }
+        }
+      }
+    }
+    function redactWildcardPath(obj, parts, censor, originalPath, remove = false) {
+      const wildcardIndex = parts.indexOf("*");
+      if (wildcardIndex === parts.length - 1) {
+        const parentParts = parts.slice(0, -1);
+        let current = obj;
+        for (const part of parentParts) {
+          if (current === null || current === void 0) return;
+          if (typeof current !== "object" || current === null) return;
+          current = current[part];
+        }
+        if (Array.isArray(current)) {
+          if (remove) {
+            for (let i = 0; i < current.length; i++) {
+              current[i] = void 0;
+            }
+          } else {
+            for (let i = 0; i < current.length; i++) {
+              const indexPath = [...parentParts, i.toString()];
+              const actualCensor = typeof censor === "function" ? censor(current[i], indexPath) : censor;
+              current[i] = actualCensor;
+            }
+          }
+        } else if (typeof current === "object" && current !== null) {
+          if (remove) {
+            const keysToDelete = [];
+            for (const key in current) {
+              if (Object.prototype.hasOwnProperty.call(current, key)) {
+                keysToDelete.push(key);
+              }
+            }
+            for (const key of keysToDelete) {
+              delete current[key];
+            }
+          } else {
+            for (const key in current) {
+              const keyPath = [...parentParts, key];
+              const actualCensor = typeof censor === "function" ? censor(current[key], keyPath) : censor;
+              current[key] = actualCensor;
+            }
+          }
+        }
+      } else {
+        redactIntermediateWildcard(obj, parts, censor, wildcardIndex, originalPath, remove);
+      }
+    }
+    function redactIntermediateWildcard(obj, parts, censor, wildcardIndex, originalPath, remove = false) {
+      const beforeWildcard = parts.slice(0, wildcardIndex);
+      const afterWildcard = parts.slice(wildcardIndex + 1);
+      const pathArray = [];
+      function traverse(current, pathLength) {
+        if (pathLength === beforeWildcard.length) {
+          if (Array.isArray(current)) {
+            for (let i = 0; i < current.length; i++) {
+              pathArray[pathLength] = i.toString();
+              traverse(current[i], pathLength + 1);
+            }
+          } else if (typeof current === "object" && current !== null) {
+            for (const key in current) {
+              pathArray[pathLength] = key;
+              traverse(current[key], pathLength + 1);
+            }
+          }
+        } else if (pathLength < beforeWildcard.length) {
+          const nextKey = beforeWildcard[pathLength];
+          if (current && typeof current === "object" && current !== null && nextKey in current) {
+            pathArray[pathLength] = nextKey;
+            traverse(current[nextKey], pathLength + 1);
+          }
+        } else {
+          if (afterWildcard.includes("*")) {
+            const wrappedCensor = typeof censor === "function" ? (value, path) => {
+              const fullPath = [...pathArray.slice(0, pathLength), ...path];
+              return censor(value, fullPath);
+            } : censor;
+            redactWildcardPath(current, afterWildcard, wrappedCensor, originalPath, remove);
+          } else {
+            if (remove) {
+              removeKey(current, afterWildcard);
+            } else {
+              const actualCensor = typeof censor === "function" ? censor(getValue(current, afterWildcard), [...pathArray.slice(0, pathLength), ...afterWildcard]) : censor;
+              setValue(current, afterWildcard, actualCensor);
+            }
+          }
+        }
+      }
+      if (beforeWildcard.length === 0) {
+        traverse(obj, 0);
+      } else {
+        let current = obj;
+        for (let i = 0; i < beforeWildcard.length; i++) {
+          const part = beforeWildcard[i];
+          if (current === null || current === void 0) return;
+          if (typeof current !== "object" || current === null) return;
+          current = current[part];
+          pathArray[i] = part;
+        }
+        if (current !== null && current !== void 0) {
+          traverse(current, beforeWildcard.length);
+        }
+      }
+    }
+    function buildPathStructure(pathsToClone) {
+      if (pathsToClone.length === 0) {
+        return null;
+      }
+      const pathStructure = /* @__PURE__ */ new Map();
+      for (const path of pathsToClone) {
+        const parts = parsePath(path);
+        let current = pathStructure;
+        for (let i = 0; i < parts.length; i++) {
+          const part = parts[i];
+          if (!current.has(part)) {
+            current.set(part, /* @__PURE__ */ new Map());
+          }
+          current = current.get(part);
+        }
+      }
+      return pathStructure;
+    }
+    function selectiveClone(obj, pathStructure) {
+      if (!pathStructure) {
+        return obj;
+      }
+      function cloneSelectively(source, pathMap, depth = 0) {
+        if (!pathMap || pathMap.size === 0) {
+          return source;
+        }
+        if (source === null || typeof source !== "object") {
+          return source;
+        }
+        if (source instanceof Date) {
+          return new Date(source.getTime());
+        }
+        if (Array.isArray(source)) {
+          const cloned2 = [];
+          for (let i = 0; i < source.length; i++) {
+            const indexStr = i.toString();
+            if (pathMap.has(indexStr) || pathMap.has("*")) {
+              cloned2[i] = cloneSelectively(source[i], pathMap.get(indexStr) || pathMap.get("*"));
+            } else {
+              cloned2[i] = source[i];
+            }
+          }
+          return cloned2;
+        }
+        const cloned = Object.create(Object.getPrototypeOf(source));
+        for (const key in source) {
+          if (Object.prototype.hasOwnProperty.call(source, key)) {
+            if (pathMap.has(key) || pathMap.has("*")) {
+              cloned[key] = cloneSelectively(source[key], pathMap.get(key) || pathMap.get("*"));
+            } else {
+              cloned[key] = source[key];
+            }
+          }
+        }
+        return cloned;
+      }
+      return cloneSelectively(obj, pathStructure);
+    }
+    function validatePath(path) {
+      if (typeof path !== "string") {
+        throw new Error("Paths must be (non-empty) strings");
+      }
+      if (path === "") {
+        throw new Error("Invalid redaction path ()");
+      }
+      if (path.includes("..")) {
+        throw new Error(`Invalid redaction path (${path})`);
+      }
+      if (path.includes(",")) {
+        throw new Error(`Invalid redaction path (${path})`);
+      }
+      let bracketCount = 0;
+      let inQuotes = false;
+      let quoteChar = "";
+      for (let i = 0; i < path.length; i++) {
+        const char = path[i];
+        if ((char === '"' || char === "'") && bracketCount > 0) {
+          if (!inQuotes) {
+            inQuotes = true;
+            quoteChar = char;
+          } else if (char === quoteChar) {
+            inQuotes = false;
+            quoteChar = "";
+          }
+        } else if (char === "[" && !inQuotes) {
+          bracketCount++;
+        } else if (char === "]" && !inQuotes) {
+          bracketCount--;
+          if (bracketCount < 0) {
+            throw new Error(`Invalid redaction path (${path})`);
+          }
+        }
+      }
+      if (bracketCount !== 0) {
+        throw new Error(`Invalid redaction path (${path})`);
+      }
+    }
+    function validatePaths(paths) {
+      if (!Array.isArray(paths)) {
+        throw new TypeError("paths must be an array");
+      }
+      for (const path of paths) {
+        validatePath(path);
+      }
+    }
+    function slowRedact(options = {}) {
+      const {
+        paths = [],
+        censor = "[REDACTED]",
+        serialize = JSON.stringify,
+        strict = true,
+        remove = false
+      } = options;
+      validatePaths(paths);
+      const pathStructure = buildPathStructure(paths);
+      return function redact2(obj) {
+        if (strict && (obj === null || typeof obj !== "object")) {
+          if (obj === null || obj === void 0) {
+            return serialize ? serialize(obj) : obj;
+          }
+          if (typeof obj !== "object") {
+            return serialize ? serialize(obj) : obj;
+          }
+        }
+        const cloned = selectiveClone(obj, pathStructure);
+        const original = obj;
+        let actualCensor = censor;
+        if (typeof censor === "function") {
+          actualCensor = censor;
+        }
+        redactPaths(cloned, paths, actualCensor, remove);
+        if (serialize === false) {
+          cloned.restore = function() {
+            return deepClone(original);
+          };
+          return cloned;
+        }
+        if (typeof serialize === "function") {
+          return serialize(cloned);
+        }
+        return JSON.stringify(cloned);
+      };
+    }
+    module.exports = slowRedact;
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/symbols.js
+var require_symbols2 = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/symbols.js"(exports, module) {
+    "use strict";
+    var setLevelSym = /* @__PURE__ */ Symbol("pino.setLevel");
+    var getLevelSym = /* @__PURE__ */ Symbol("pino.getLevel");
+    var levelValSym = /* @__PURE__ */ Symbol("pino.levelVal");
+    var levelCompSym = /* @__PURE__ */ Symbol("pino.levelComp");
+    var useLevelLabelsSym = /* @__PURE__ */ Symbol("pino.useLevelLabels");
+    var useOnlyCustomLevelsSym = /* @__PURE__ */ Symbol("pino.useOnlyCustomLevels");
+    var mixinSym = /* @__PURE__ */ Symbol("pino.mixin");
+    var lsCacheSym = /* @__PURE__ */ Symbol("pino.lsCache");
+    var chindingsSym = /* @__PURE__ */ Symbol("pino.chindings");
+    var asJsonSym = /* @__PURE__ */ Symbol("pino.asJson");
+    var writeSym = /* @__PURE__ */ Symbol("pino.write");
+    var redactFmtSym = /* @__PURE__ */ Symbol("pino.redactFmt");
+    var timeSym = /* @__PURE__ */ Symbol("pino.time");
+    var timeSliceIndexSym = /* @__PURE__ */ Symbol("pino.timeSliceIndex");
+    var streamSym = /* @__PURE__ */ Symbol("pino.stream");
+    var stringifySym = /* @__PURE__ */ Symbol("pino.stringify");
+    var stringifySafeSym = /* @__PURE__ */ Symbol("pino.stringifySafe");
+    var stringifiersSym = /* @__PURE__ */ Symbol("pino.stringifiers");
+    var endSym = /* @__PURE__ */ Symbol("pino.end");
+    var formatOptsSym = /* @__PURE__ */ Symbol("pino.formatOpts");
+    var messageKeySym = /* @__PURE__ */ Symbol("pino.messageKey");
+    var errorKeySym = /* @__PURE__ */ Symbol("pino.errorKey");
+    var nestedKeySym = /* @__PURE__ */ Symbol("pino.nestedKey");
+    var nestedKeyStrSym = /* @__PURE__ */ Symbol("pino.nestedKeyStr");
+    var mixinMergeStrategySym = /* @__PURE__ */ Symbol("pino.mixinMergeStrategy");
+    var msgPrefixSym = /* @__PURE__ */ Symbol("pino.msgPrefix");
+    var wildcardFirstSym = /* @__PURE__ */ Symbol("pino.wildcardFirst");
+    var serializersSym = /* @__PURE__ */ Symbol.for("pino.serializers");
+    var formattersSym = /* @__PURE__ */ Symbol.for("pino.formatters");
+    var hooksSym = /* @__PURE__ */ Symbol.for("pino.hooks");
+    var needsMetadataGsym = /* @__PURE__ */ Symbol.for("pino.metadata");
+    var transportUsesMultistreamSym = /* @__PURE__ */ Symbol.for("pino.transport.usesMultistream");
+    module.exports = {
+      setLevelSym,
+      getLevelSym,
+      levelValSym,
+      levelCompSym,
+      useLevelLabelsSym,
+      mixinSym,
+      lsCacheSym,
+      chindingsSym,
+      asJsonSym,
+      writeSym,
+      serializersSym,
+      redactFmtSym,
+      timeSym,
+      timeSliceIndexSym,
+      streamSym,
+      stringifySym,
+      stringifySafeSym,
+      stringifiersSym,
+      endSym,
+      formatOptsSym,
+      messageKeySym,
+      errorKeySym,
+      nestedKeySym,
+      wildcardFirstSym,
+      needsMetadataGsym,
+      useOnlyCustomLevelsSym,
+      formattersSym,
+      hooksSym,
+      nestedKeyStrSym,
+      mixinMergeStrategySym,
+      msgPrefixSym,
+      transportUsesMultistreamSym
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/redaction.js
+var require_redaction = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/redaction.js"(exports, module) {
+    "use strict";
+    var Redact = require_redact();
+    var { redactFmtSym, wildcardFirstSym } = require_symbols2();
+    var rx = /[^.[\]]+|\[([^[\]]*?)\]/g;
+    var CENSOR = "[Redacted]";
+    var strict = false;
+    function redaction(opts, serialize) {
+      const { paths, censor, remove } = handle(opts);
+      const shape = paths.reduce((o, str2) => {
+        rx.lastIndex = 0;
+        const first = rx.exec(str2);
+        const next = rx.exec(str2);
+        let ns = first[1] !== void 0 ? first[1].replace(/^(?:"|'|`)(.*)(?:"|'|`)$/, "$1") : first[0];
+        if (ns === "*") {
+          ns = wildcardFirstSym;
+        }
+        if (next === null) {
+          o[ns] = null;
+          return o;
+        }
+        if (o[ns] === null) {
+          return o;
+        }
+        const { index } = next;
+        const nextPath = `${str2.substr(index, str2.length - 1)}`;
+        o[ns] = o[ns] || [];
+        if (ns !== wildcardFirstSym && o[ns].length === 0) {
+          o[ns].push(...o[wildcardFirstSym] || []);
+        }
+        if (ns === wildcardFirstSym) {
+          Object.keys(o).forEach(function(k) {
+            if (o[k]) {
+              o[k].push(nextPath);
+            }
+          });
+        }
+        o[ns].push(nextPath);
+        return o;
+      }, /* @__PURE__ */ Object.create(null));
+      const result = Object.assign(/* @__PURE__ */ Object.create(null), {
+        [redactFmtSym]: Redact({ paths, censor, serialize, strict, remove })
+      });
+      const topCensor = (...args) => {
+        return typeof censor === "function" ? serialize(censor(...args)) : serialize(censor);
+      };
+      return [...Object.keys(shape), ...Object.getOwnPropertySymbols(shape)].reduce((o, k) => {
+        if (shape[k] === null) {
+          o[k] = (value) => topCensor(value, [k]);
+        } else {
+          const wrappedCensor = typeof censor === "function" ? (value, path) => {
+            return censor(value, [k, ...path]);
+          } : censor;
+          o[k] = Redact({
+            paths: shape[k],
+            censor: wrappedCensor,
+            serialize,
+            strict,
+            remove
+          });
+        }
+        return o;
+      }, result);
+    }
+    function handle(opts) {
+      if (Array.isArray(opts)) {
+        opts = { paths: opts, censor: CENSOR };
+        return opts;
+      }
+      let { paths, censor = CENSOR, remove } = opts;
+      if (Array.isArray(paths) === false) {
+        throw Error("pino \u2013 redact must contain an array of strings");
+      }
+      if (remove === true) censor = void 0;
+      return { paths, censor, remove };
+    }
+    module.exports = redaction;
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/time.js
+var require_time = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/time.js"(exports, module) {
+    "use strict";
+    var nullTime = () => "";
+    var epochTime = () => `,"time":${Date.now()}`;
+    var unixTime = () => `,"time":${Math.round(Date.now() / 1e3)}`;
+    var isoTime = () => `,"time":"${new Date(Date.now()).toISOString()}"`;
+    var NS_PER_MS = 1000000n;
+    var NS_PER_SEC = 1000000000n;
+    var startWallTimeNs = BigInt(Date.now()) * NS_PER_MS;
+    var startHrTime = process.hrtime.bigint();
+    var isoTimeNano = () => {
+      const elapsedNs = process.hrtime.bigint() - startHrTime;
+      const currentTimeNs = startWallTimeNs + elapsedNs;
+      const secondsSinceEpoch = currentTimeNs / NS_PER_SEC;
+      const nanosWithinSecond = currentTimeNs % NS_PER_SEC;
+      const msSinceEpoch = Number(secondsSinceEpoch * 1000n + nanosWithinSecond / 1000000n);
+      const date5 = new Date(msSinceEpoch);
+      const year = date5.getUTCFullYear();
+      const month = (date5.getUTCMonth() + 1).toString().padStart(2, "0");
+      const day = date5.getUTCDate().toString().padStart(2, "0");
+      const hours = date5.getUTCHours().toString().padStart(2, "0");
+      const minutes = date5.getUTCMinutes().toString().padStart(2, "0");
+      const seconds = date5.getUTCSeconds().toString().padStart(2, "0");
+      return `,"time":"${year}-${month}-${day}T${hours}:${minutes}:${seconds}.${nanosWithinSecond.toString().padStart(9, "0")}Z"`;
+    };
+    module.exports = { nullTime, epochTime, unixTime, isoTime, isoTimeNano };
+  }
+});
+
+// ../../node_modules/.pnpm/quick-format-unescaped@4.0.4/node_modules/quick-format-unescaped/index.js
+var require_quick_format_unescaped = __commonJS({
+  "../../node_modules/.pnpm/quick-format-unescaped@4.0.4/node_modules/quick-format-unescaped/index.js"(exports, module) {
+    "use strict";
+    function tryStringify(o) {
+      try {
+        return JSON.stringify(o);
+      } catch (e) {
+        return '"[Circular]"';
+      }
+    }
+    module.exports = format;
+    function format(f, args, opts) {
+      var ss = opts && opts.stringify || tryStringify;
+      var offset = 1;
+      if (typeof f === "object" && f !== null) {
+        var len = args.length + offset;
+        if (len === 1) return f;
+        var objects = new Array(len);
+        objects[0] = ss(f);
+        for (var index = 1; index < len; index++) {
+          objects[index] = ss(args[index]);
+        }
+        return objects.join(" ");
+      }
+      if (typeof f !== "string") {
+        return f;
+      }
+      var argLen = args.length;
+      if (argLen === 0) return f;
+      var str2 = "";
+      var a = 1 - offset;
+      var lastPos = -1;
+      var flen = f && f.length || 0;
+      for (var i = 0; i < flen; ) {
+        if (f.charCodeAt(i) === 37 && i + 1 < flen) {
+          lastPos = lastPos > -1 ? lastPos : 0;
+          switch (f.charCodeAt(i + 1)) {
+            case 100:
+            // 'd'
+            case 102:
+              if (a >= argLen)
+                break;
+              if (args[a] == null) break;
+              if (lastPos < i)
+                str2 += f.slice(lastPos, i);
+              str2 += Number(args[a]);
+              lastPos = i + 2;
+              i++;
+              break;
+            case 105:
+              if (a >= argLen)
+                break;
+              if (args[a] == null) break;
+              if (lastPos < i)
+                str2 += f.slice(lastPos, i);
+              str2 += Math.floor(Number(args[a]));
+              lastPos = i + 2;
+              i++;
+              break;
+            case 79:
+            // 'O'
+            case 111:
+            // 'o'
+            case 106:
+              if (a >= argLen)
+                break;
+              if (args[a] === void 0) break;
+              if (lastPos < i)
+                str2 += f.slice(lastPos, i);
+              var type = typeof args[a];
+              if (type === "string") {
+                str2 += "'" + args[a] + "'";
+                lastPos = i + 2;
+                i++;
+                break;
+              }
+              if (type === "function") {
+                str2 += args[a].name || "<anonymous>";
+                lastPos = i + 2;
+                i++;
+                break;
+              }
+              str2 += ss(args[a]);
+              lastPos = i + 2;
+              i++;
+              break;
+            case 115:
+              if (a >= argLen)
+                break;
+              if (lastPos < i)
+                str2 += f.slice(lastPos, i);
+              str2 += String(args[a]);
+              lastPos = i + 2;
+              i++;
+              break;
+            case 37:
+              if (lastPos < i)
+                str2 += f.slice(lastPos, i);
+              str2 += "%";
+              lastPos = i + 2;
+              i++;
+              a--;
+              break;
+          }
+          ++a;
+        }
+        ++i;
+      }
+      if (lastPos === -1)
+        return f;
+      else if (lastPos < flen) {
+        str2 += f.slice(lastPos);
+      }
+      return str2;
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/atomic-sleep@1.0.0/node_modules/atomic-sleep/index.js
+var require_atomic_sleep = __commonJS({
+  "../../node_modules/.pnpm/atomic-sleep@1.0.0/node_modules/atomic-sleep/index.js"(exports, module) {
+    "use strict";
+    if (typeof SharedArrayBuffer !== "undefined" && typeof Atomics !== "undefined") {
+      let sleep3 = function(ms) {
+        const valid = ms > 0 && ms < Infinity;
+        if (valid === false) {
+          if (typeof ms !== "number" && typeof ms !== "bigint") {
+            throw TypeError("sleep: ms must be a number");
+          }
+          throw RangeError("sleep: ms must be a number that is greater than 0 but less than Infinity");
+        }
+        Atomics.wait(nil, 0, 0, Number(ms));
+      };
+      const nil = new Int32Array(new SharedArrayBuffer(4));
+      module.exports = sleep3;
+    } else {
+      let sleep3 = function(ms) {
+        const valid = ms > 0 && ms < Infinity;
+        if (valid === false) {
+          if (typeof ms !== "number" && typeof ms !== "bigint") {
+            throw TypeError("sleep: ms must be a number");
+          }
+          throw RangeError("sleep: ms must be a number that is greater than 0 but less than Infinity");
+        }
+        const target = Date.now() + Number(ms);
+        while (target > Date.now()) {
+        }
+      };
+      module.exports = sleep3;
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/sonic-boom@4.2.1/node_modules/sonic-boom/index.js
+var require_sonic_boom = __commonJS({
+  "../../node_modules/.pnpm/sonic-boom@4.2.1/node_modules/sonic-boom/index.js"(exports, module) {
+    "use strict";
+    var fs = __require("fs");
+    var EventEmitter3 = __require("events");
+    var inherits = __require("util").inherits;
+    var path = __require("path");
+    var sleep3 = require_atomic_sleep();
+    var assert2 = __require("assert");
+    var BUSY_WRITE_TIMEOUT = 100;
+    var kEmptyBuffer = Buffer.allocUnsafe(0);
+    var MAX_WRITE = 16 * 1024;
+    var kContentModeBuffer = "buffer";
+    var kContentModeUtf8 = "utf8";
+    var [major, minor] = (process.versions.node || "0.0").split(".").map(Number);
+    var kCopyBuffer = major >= 22 && minor >= 7;
+    function openFile(file2, sonic) {
+      sonic._opening = true;
+      sonic._writing = true;
+      sonic._asyncDrainScheduled = false;
+      function fileOpened(err, fd) {
+        if (err) {
+          sonic._reopening = false;
+          sonic._writing = false;
+          sonic._opening = false;
+          if (sonic.sync) {
+            process.nextTick(() => {
+              if (sonic.listenerCount("error") > 0) {
+                sonic.emit("error", err);
+              }
+            });
+          } else {
+            sonic.emit("error", err);
+          }
+          return;
+        }
+        const reopening = sonic._reopening;
+        sonic.fd = fd;
+        sonic.file = file2;
+        sonic._reopening = false;
+        sonic._opening = false;
+        sonic._writing = false;
+        if (sonic.sync) {
+          process.nextTick(() => sonic.emit("ready"));
+        } else {
+          sonic.emit("ready");
+        }
+        if (sonic.destroyed) {
+          return;
+        }
+        if (!sonic._writing && sonic._len > sonic.minLength || sonic._flushPending) {
+          sonic._actualWrite();
+        } else if (reopening) {
+          process.nextTick(() => sonic.emit("drain"));
+        }
+      }
+      const flags = sonic.append ? "a" : "w";
+      const mode = sonic.mode;
+      if (sonic.sync) {
+        try {
+          if (sonic.mkdir) fs.mkdirSync(path.dirname(file2), { recursive: true });
+          const fd = fs.openSync(file2, flags, mode);
+          fileOpened(null, fd);
+        } catch (err) {
+          fileOpened(err);
+          throw err;
+        }
+      } else if (sonic.mkdir) {
+        fs.mkdir(path.dirname(file2), { recursive: true }, (err) => {
+          if (err) return fileOpened(err);
+          fs.open(file2, flags, mode, fileOpened);
+        });
+      } else {
+        fs.open(file2, flags, mode, fileOpened);
+      }
+    }
+    function SonicBoom(opts) {
+      if (!(this instanceof SonicBoom)) {
+        return new SonicBoom(opts);
+      }
+      let { fd, dest, minLength, maxLength, maxWrite, periodicFlush, sync, append = true, mkdir: mkdir3, retryEAGAIN, fsync, contentMode, mode } = opts || {};
+      fd = fd || dest;
+      this._len = 0;
+      this.fd = -1;
+      this._bufs = [];
+      this._lens = [];
+      this._writing = false;
+      this._ending = false;
+      this._reopening = false;
+      this._asyncDrainScheduled = false;
+      this._flushPending = false;
+      this._hwm = Math.max(minLength || 0, 16387);
+      this.file = null;
+      this.destroyed = false;
+      this.minLength = minLength || 0;
+      this.maxLength = maxLength || 0;
+      this.maxWrite = maxWrite || MAX_WRITE;
+      this._periodicFlush = periodicFlush || 0;
+      this._periodicFlushTimer = void 0;
+      this.sync = sync || false;
+      this.writable = true;
+      this._fsync = fsync || false;
+      this.append = append || false;
+      this.mode = mode;
+      this.retryEAGAIN = retryEAGAIN || (() => true);
+      this.mkdir = mkdir3 || false;
+      let fsWriteSync;
+      let fsWrite;
+      if (contentMode === kContentModeBuffer) {
+        this._writingBuf = kEmptyBuffer;
+        this.write = writeBuffer;
+        this.flush = flushBuffer;
+        this.flushSync = flushBufferSync;
+        this._actualWrite = actualWriteBuffer;
+        fsWriteSync = () => fs.writeSync(this.fd, this._writingBuf);
+        fsWrite = () => fs.write(this.fd, this._writingBuf, this.release);
+      } else if (contentMode === void 0 || contentMode === kContentModeUtf8) {
+        this._writingBuf = "";
+        this.write = write;
+        this.flush = flush;
+        this.flushSync = flushSync;
+        this._actualWrite = actualWrite;
+        fsWriteSync = () => {
+          if (Buffer.isBuffer(this._writingBuf)) {
+            return fs.writeSync(this.fd, this._writingBuf);
+          }
+          return fs.writeSync(this.fd, this._writingBuf, "utf8");
+        };
+        fsWrite = () => {
+          if (Buffer.isBuffer(this._writingBuf)) {
+            return fs.write(this.fd, this._writingBuf, this.release);
+          }
+          return fs.write(this.fd, this._writingBuf, "utf8", this.release);
+        };
+      } else {
+        throw new Error(`SonicBoom supports "${kContentModeUtf8}" and "${kContentModeBuffer}", but passed ${contentMode}`);
+      }
+      if (typeof fd === "number") {
+        this.fd = fd;
+        process.nextTick(() => this.emit("ready"));
+      } else if (typeof fd === "string") {
+        openFile(fd, this);
+      } else {
+        throw new Error("SonicBoom supports only file descriptors and files");
+      }
+      if (this.minLength >= this.maxWrite) {
+        throw new Error(`minLength should be smaller than maxWrite (${this.maxWrite})`);
+      }
+      this.release = (err, n2) => {
+        if (err) {
+          if ((err.code === "EAGAIN" || err.code === "EBUSY") && this.retryEAGAIN(err, this._writingBuf.length, this._len - this._writingBuf.length)) {
+            if (this.sync) {
+              try {
+                sleep3(BUSY_WRITE_TIMEOUT);
+                this.release(void 0, 0);
+              } catch (err2) {
+                this.release(err2);
+              }
+            } else {
+              setTimeout(fsWrite, BUSY_WRITE_TIMEOUT);
+            }
+          } else {
+            this._writing = false;
+            this.emit("error", err);
+          }
+          return;
+        }
+        this.emit("write", n2);
+        const releasedBufObj = releaseWritingBuf(this._writingBuf, this._len, n2);
+        this._len = releasedBufObj.len;
+        this._writingBuf = releasedBufObj.writingBuf;
+        if (this._writingBuf.length) {
+          if (!this.sync) {
+            fsWrite();
+            return;
+          }
+          try {
+            do {
+              const n3 = fsWriteSync();
+              const releasedBufObj2 = releaseWritingBuf(this._writingBuf, this._len, n3);
+              this._len = releasedBufObj2.len;
+              this._writingBuf = releasedBufObj2.writingBuf;
+            } while (this._writingBuf.length);
+          } catch (err2) {
+            this.release(err2);
+            return;
+          }
+        }
+        if (this._fsync) {
+          fs.fsyncSync(this.fd);
+        }
+        const len = this._len;
+        if (this._reopening) {
+          this._writing = false;
+          this._reopening = false;
+          this.reopen();
+        } else if (len > this.minLength) {
+          this._actualWrite();
+        } else if (this._ending) {
+          if (len > 0) {
+            this._actualWrite();
+          } else {
+            this._writing = false;
+            actualClose(this);
+          }
+        } else {
+          this._writing = false;
+          if (this.sync) {
+            if (!this._asyncDrainScheduled) {
+              this._asyncDrainScheduled = true;
+              process.nextTick(emitDrain, this);
+            }
+          } else {
+            this.emit("drain");
+          }
+        }
+      };
+      this.on("newListener", function(name) {
+        if (name === "drain") {
+          this._asyncDrainScheduled = false;
+        }
+      });
+      if (this._periodicFlush !== 0) {
+        this._periodicFlushTimer = setInterval(() => this.flush(null), this._periodicFlush);
+        this._periodicFlushTimer.unref();
+      }
+    }
+    function releaseWritingBuf(writingBuf, len, n2) {
+      if (typeof writingBuf === "string") {
+        writingBuf = Buffer.from(writingBuf);
+      }
+      len = Math.max(len - n2, 0);
+      writingBuf = writingBuf.subarray(n2);
+      return { writingBuf, len };
+    }
+    function emitDrain(sonic) {
+      const hasListeners = sonic.listenerCount("drain") > 0;
+      if (!hasListeners) return;
+      sonic._asyncDrainScheduled = false;
+      sonic.emit("drain");
+    }
+    inherits(SonicBoom, EventEmitter3);
+    function mergeBuf(bufs, len) {
+      if (bufs.length === 0) {
+        return kEmptyBuffer;
+      }
+      if (bufs.length === 1) {
+        return bufs[0];
+      }
+      return Buffer.concat(bufs, len);
+    }
+    function write(data) {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      data = "" + data;
+      const dataLen = Buffer.byteLength(data);
+      const len = this._len + dataLen;
+      const bufs = this._bufs;
+      if (this.maxLength && len > this.maxLength) {
+        this.emit("drop", data);
+        return this._len < this._hwm;
+      }
+      if (bufs.length === 0 || Buffer.byteLength(bufs[bufs.length - 1]) + dataLen > this.maxWrite) {
+        bufs.push(data);
+      } else {
+        bufs[bufs.length - 1] += data;
+      }
+      this._len = len;
+      if (!this._writing && this._len >= this.minLength) {
+        this._actualWrite();
+      }
+      return this._len < this._hwm;
+    }
+    function writeBuffer(data) {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      const len = this._len + data.length;
+      const bufs = this._bufs;
+      const lens = this._lens;
+      if (this.maxLength && len > this.maxLength) {
+        this.emit("drop", data);
+        return this._len < this._hwm;
+      }
+      if (bufs.length === 0 || lens[lens.length - 1] + data.length > this.maxWrite) {
+        bufs.push([data]);
+        lens.push(data.length);
+      } else {
+        bufs[bufs.length - 1].push(data);
+        lens[lens.length - 1] += data.length;
+      }
+      this._len = len;
+      if (!this._writing && this._len >= this.minLength) {
+        this._actualWrite();
+      }
+      return this._len < this._hwm;
+    }
+    function callFlushCallbackOnDrain(cb) {
+      this._flushPending = true;
+      const onDrain = () => {
+        if (!this._fsync) {
+          try {
+            fs.fsync(this.fd, (err) => {
+              this._flushPending = false;
+              cb(err);
+            });
+          } catch (err) {
+            cb(err);
+          }
+        } else {
+          this._flushPending = false;
+          cb();
+        }
+        this.off("error", onError);
+      };
+      const onError = (err) => {
+        this._flushPending = false;
+        cb(err);
+        this.off("drain", onDrain);
+      };
+      this.once("drain", onDrain);
+      this.once("error", onError);
+    }
+    function flush(cb) {
+      if (cb != null && typeof cb !== "function") {
+        throw new Error("flush cb must be a function");
+      }
+      if (this.destroyed) {
+        const error62 = new Error("SonicBoom destroyed");
+        if (cb) {
+          cb(error62);
+          return;
+        }
+        throw error62;
+      }
+      if (this.minLength <= 0) {
+        cb?.();
+        return;
+      }
+      if (cb) {
+        callFlushCallbackOnDrain.call(this, cb);
+      }
+      if (this._writing) {
+        return;
+      }
+      if (this._bufs.length === 0) {
+        this._bufs.push("");
+      }
+      this._actualWrite();
+    }
+    function flushBuffer(cb) {
+      if (cb != null && typeof cb !== "function") {
+        throw new Error("flush cb must be a function");
+      }
+      if (this.destroyed) {
+        const error62 = new Error("SonicBoom destroyed");
+        if (cb) {
+          cb(error62);
+          return;
+        }
+        throw error62;
+      }
+      if (this.minLength <= 0) {
+        cb?.();
+        return;
+      }
+      if (cb) {
+        callFlushCallbackOnDrain.call(this, cb);
+      }
+      if (this._writing) {
+        return;
+      }
+      if (this._bufs.length === 0) {
+        this._bufs.push([]);
+        this._lens.push(0);
+      }
+      this._actualWrite();
+    }
+    SonicBoom.prototype.reopen = function(file2) {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      if (this._opening) {
+        this.once("ready", () => {
+          this.reopen(file2);
+        });
+        return;
+      }
+      if (this._ending) {
+        return;
+      }
+      if (!this.file) {
+        throw new Error("Unable to reopen a file descriptor, you must pass a file to SonicBoom");
+      }
+      if (file2) {
+        this.file = file2;
+      }
+      this._reopening = true;
+      if (this._writing) {
+        return;
+      }
+      const fd = this.fd;
+      this.once("ready", () => {
+        if (fd !== this.fd) {
+          fs.close(fd, (err) => {
+            if (err) {
+              return this.emit("error", err);
+            }
+          });
+        }
+      });
+      openFile(this.file, this);
+    };
+    SonicBoom.prototype.end = function() {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      if (this._opening) {
+        this.once("ready", () => {
+          this.end();
+        });
+        return;
+      }
+      if (this._ending) {
+        return;
+      }
+      this._ending = true;
+      if (this._writing) {
+        return;
+      }
+      if (this._len > 0 && this.fd >= 0) {
+        this._actualWrite();
+      } else {
+        actualClose(this);
+      }
+    };
+    function flushSync() {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      if (this.fd < 0) {
+        throw new Error("sonic boom is not ready yet");
+      }
+      if (!this._writing && this._writingBuf.length > 0) {
+        this._bufs.unshift(this._writingBuf);
+        this._writingBuf = "";
+      }
+      let buf = "";
+      while (this._bufs.length || buf.length) {
+        if (buf.length <= 0) {
+          buf = this._bufs[0];
+        }
+        try {
+          const n2 = Buffer.isBuffer(buf) ? fs.writeSync(this.fd, buf) : fs.writeSync(this.fd, buf, "utf8");
+          const releasedBufObj = releaseWritingBuf(buf, this._len, n2);
+          buf = releasedBufObj.writingBuf;
+          this._len = releasedBufObj.len;
+          if (buf.length <= 0) {
+            this._bufs.shift();
+          }
+        } catch (err) {
+          const shouldRetry = err.code === "EAGAIN" || err.code === "EBUSY";
+          if (shouldRetry && !this.retryEAGAIN(err, buf.length, this._len - buf.length)) {
+            throw err;
+          }
+          sleep3(BUSY_WRITE_TIMEOUT);
+        }
+      }
+      try {
+        fs.fsyncSync(this.fd);
+      } catch {
+      }
+    }
+    function flushBufferSync() {
+      if (this.destroyed) {
+        throw new Error("SonicBoom destroyed");
+      }
+      if (this.fd < 0) {
+        throw new Error("sonic boom is not ready yet");
+      }
+      if (!this._writing && this._writingBuf.length > 0) {
+        this._bufs.unshift([this._writingBuf]);
+        this._writingBuf = kEmptyBuffer;
+      }
+      let buf = kEmptyBuffer;
+      while (this._bufs.length || buf.length) {
+        if (buf.length <= 0) {
+          buf = mergeBuf(this._bufs[0], this._lens[0]);
+        }
+        try {
+          const n2 = fs.writeSync(this.fd, buf);
+          buf = buf.subarray(n2);
+          this._len = Math.max(this._len - n2, 0);
+          if (buf.length <= 0) {
+            this._bufs.shift();
+            this._lens.shift();
+          }
+        } catch (err) {
+          const shouldRetry = err.code === "EAGAIN" || err.code === "EBUSY";
+          if (shouldRetry && !this.retryEAGAIN(err, buf.length, this._len - buf.length)) {
+            throw err;
+          }
+          sleep3(BUSY_WRITE_TIMEOUT);
+        }
+      }
+    }
+    SonicBoom.prototype.destroy = function() {
+      if (this.destroyed) {
+        return;
+      }
+      actualClose(this);
+    };
+    function actualWrite() {
+      const release = this.release;
+      this._writing = true;
+      this._writingBuf = this._writingBuf.length ? this._writingBuf : this._bufs.shift() || "";
+      if (this.sync) {
+        try {
+          const written = Buffer.isBuffer(this._writingBuf) ? fs.writeSync(this.fd, this._writingBuf) : fs.writeSync(this.fd, this._writingBuf, "utf8");
+          release(null, written);
+        } catch (err) {
+          release(err);
+        }
+      } else {
+        fs.write(this.fd, this._writingBuf, release);
+      }
+    }
+    function actualWriteBuffer() {
+      const release = this.release;
+      this._writing = true;
+      this._writingBuf = this._writingBuf.length ? this._writingBuf : mergeBuf(this._bufs.shift(), this._lens.shift());
+      if (this.sync) {
+        try {
+          const written = fs.writeSync(this.fd, this._writingBuf);
+          release(null, written);
+        } catch (err) {
+          release(err);
+        }
+      } else {
+        if (kCopyBuffer) {
+          this._writingBuf = Buffer.from(this._writingBuf);
+        }
+        fs.write(this.fd, this._writingBuf, release);
+      }
+    }
+    function actualClose(sonic) {
+      if (sonic.fd === -1) {
+        sonic.once("ready", actualClose.bind(null, sonic));
+        return;
+      }
+      if (sonic._periodicFlushTimer !== void 0) {
+        clearInterval(sonic._periodicFlushTimer);
+      }
+      sonic.destroyed = true;
+      sonic._bufs = [];
+      sonic._lens = [];
+      assert2(typeof sonic.fd === "number", `sonic.fd must be a number, got ${typeof sonic.fd}`);
+      try {
+        fs.fsync(sonic.fd, closeWrapped);
+      } catch {
+      }
+      function closeWrapped() {
+        if (sonic.fd !== 1 && sonic.fd !== 2) {
+          fs.close(sonic.fd, done);
+        } else {
+          done();
+        }
+      }
+      function done(err) {
+        if (err) {
+          sonic.emit("error", err);
+          return;
+        }
+        if (sonic._ending && !sonic._writing) {
+          sonic.emit("finish");
+        }
+        sonic.emit("close");
+      }
+    }
+    SonicBoom.SonicBoom = SonicBoom;
+    SonicBoom.default = SonicBoom;
+    module.exports = SonicBoom;
+  }
+});
+
+// ../../node_modules/.pnpm/on-exit-leak-free@2.1.2/node_modules/on-exit-leak-free/index.js
+var require_on_exit_leak_free = __commonJS({
+  "../../node_modules/.pnpm/on-exit-leak-free@2.1.2/node_modules/on-exit-leak-free/index.js"(exports, module) {
+    "use strict";
+    var refs = {
+      exit: [],
+      beforeExit: []
+    };
+    var functions = {
+      exit: onExit,
+      beforeExit: onBeforeExit
+    };
+    var registry2;
+    function ensureRegistry() {
+      if (registry2 === void 0) {
+        registry2 = new FinalizationRegistry(clear);
+      }
+    }
+    function install(event) {
+      if (refs[event].length > 0) {
+        return;
+      }
+      process.on(event, functions[event]);
+    }
+    function uninstall(event) {
+      if (refs[event].length > 0) {
+        return;
+      }
+      process.removeListener(event, functions[event]);
+      if (refs.exit.length === 0 && refs.beforeExit.length === 0) {
+        registry2 = void 0;
+      }
+    }
+    function onExit() {
+      callRefs("exit");
+    }
+    function onBeforeExit() {
+      callRefs("beforeExit");
+    }
+    function callRefs(event) {
+      for (const ref of refs[event]) {
+        const obj = ref.deref();
+        const fn = ref.fn;
+        if (obj !== void 0) {
+          fn(obj, event);
+        }
+      }
+      refs[event] = [];
+    }
+    function clear(ref) {
+      for (const event of ["exit", "beforeExit"]) {
+        const index = refs[event].indexOf(ref);
+        refs[event].splice(index, index + 1);
+        uninstall(event);
+      }
+    }
+    function _register(event, obj, fn) {
+      if (obj === void 0) {
+        throw new Error("the object can't be undefined");
+      }
+      install(event);
+      const ref = new WeakRef(obj);
+      ref.fn = fn;
+      ensureRegistry();
+      registry2.register(obj, ref);
+      refs[event].push(ref);
+    }
+    function register(obj, fn) {
+      _register("exit", obj, fn);
+    }
+    function registerBeforeExit(obj, fn) {
+      _register("beforeExit", obj, fn);
+    }
+    function unregister(obj) {
+      if (registry2 === void 0) {
+        return;
+      }
+      registry2.unregister(obj);
+      for (const event of ["exit", "beforeExit"]) {
+        refs[event] = refs[event].filter((ref) => {
+          const _obj = ref.deref();
+          return _obj && _obj !== obj;
+        });
+        uninstall(event);
+      }
+    }
+    module.exports = {
+      register,
+      registerBeforeExit,
+      unregister
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/package.json
+var require_package = __commonJS({
+  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/package.json"(exports, module) {
+    module.exports = {
+      name: "thread-stream",
+      version: "4.2.1",
+      description: "A streaming way to send data to a Node.js Worker Thread",
+      main: "index.js",
+      types: "index.d.ts",
+      engines: {
+        node: ">=20"
+      },
+      dependencies: {
+        "real-require": "^1.0.0"
+      },
+      devDependencies: {
+        "@types/node": "^26.1.1",
+        "@yao-pkg/pkg": "^6.0.0",
+        borp: "^1.0.0",
+        desm: "^1.3.0",
+        eslint: "^9.39.1",
+        fastbench: "^1.0.1",
+        neostandard: "^0.13.0",
+        "pino-elasticsearch": "^9.0.0",
+        "sonic-boom": "^5.0.0",
+        "ts-node": "^10.8.0",
+        tsd: "^0.33.0",
+        typescript: "~5.7.3"
+      },
+      scripts: {
+        build: "tsc --noEmit",
+        lint: "eslint",
+        test: 'npm run lint && npm run build && npm run test:types && npm run transpile && borp --expose-gc --pattern "test/*.test.{js,mjs}"',
+        "test:ci": 'npm run lint && npm run test:types && npm run transpile && borp --expose-gc --pattern "test/*.test.{js,mjs}"',
+        "test:types": "tsd",
+        "test:yarn": 'npm run transpile && borp --expose-gc --pattern "test/*.test.js"',
+        transpile: "sh ./test/ts/transpile.sh"
+      },
+      tsd: {
+        directory: "test/types"
+      },
+      repository: {
+        type: "git",
+        url: "git+https://github.com/mcollina/thread-stream.git"
+      },
+      keywords: [
+        "worker",
+        "thread",
+        "threads",
+        "stream"
+      ],
+      author: "Matteo Collina <hello@matteocollina.com>",
+      license: "MIT",
+      bugs: {
+        url: "https://github.com/mcollina/thread-stream/issues"
+      },
+      homepage: "https://github.com/mcollina/thread-stream#readme"
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/wait.js
+var require_wait = __commonJS({
+  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/wait.js"(exports, module) {
+    "use strict";
+    var WAIT_MS = 1e4;
+    function wait(state, index, expected, timeout2, done) {
+      const max = timeout2 === Infinity ? Infinity : Date.now() + timeout2;
+      const check2 = (previous) => {
+        const current = Atomics.load(state, index);
+        if (current >= expected) {
+          done(null, "ok");
+          return;
+        }
+        if (previous !== void 0 && current !== previous) {
+          done(null, "not-equal");
+          return;
+        }
+        if (max !== Infinity && Date.now() > max) {
+          done(null, "timed-out");
+          return;
+        }
+        const remaining = max === Infinity ? WAIT_MS : Math.min(WAIT_MS, Math.max(1, max - Date.now()));
+        const result = Atomics.waitAsync(state, index, current, remaining);
+        if (result.async) {
+          result.value.then((res) => {
+            if (res === "ok") {
+              const latest = Atomics.load(state, index);
+              done(null, latest >= expected ? "ok" : "not-equal");
+              return;
+            }
+            check2(current);
+          });
+        } else {
+          setImmediate(done, null, "not-equal");
+        }
+      };
+      check2();
+    }
+    function waitDiff(state, index, expected, timeout2, done) {
+      const max = timeout2 === Infinity ? Infinity : Date.now() + timeout2;
+      const check2 = () => {
+        const current = Atomics.load(state, index);
+        if (current !== expected) {
+          done(null, "ok");
+          return;
+        }
+        if (max !== Infinity && Date.now() > max) {
+          done(null, "timed-out");
+          return;
+        }
+        const remaining = max === Infinity ? WAIT_MS : Math.min(WAIT_MS, Math.max(1, max - Date.now()));
+        const result = Atomics.waitAsync(state, index, expected, remaining);
+        if (result.async) {
+          result.value.then((res) => {
+            if (res === "ok") {
+              done(null, "ok");
+              return;
+            }
+            check2();
+          });
+        } else {
+          setImmediate(check2);
+        }
+      };
+      check2();
+    }
+    module.exports = { wait, waitDiff };
+  }
+});
+
+// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/indexes.js
+var require_indexes = __commonJS({
+  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/indexes.js"(exports, module) {
+    "use strict";
+    var SEQ_INDEX = 2;
+    var WRITE_INDEX = 4;
+    var READ_INDEX = 8;
+    module.exports = {
+      WRITE_INDEX,
+      READ_INDEX,
+      SEQ_INDEX
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/index.js
+var require_thread_stream = __commonJS({
+  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/index.js"(exports, module) {
+    "use strict";
+    var { version: version2 } = require_package();
+    var { EventEmitter: EventEmitter3 } = __require("events");
+    var { Worker } = __require("worker_threads");
+    var { join: join14 } = __require("path");
+    var { pathToFileURL } = __require("url");
+    var { wait } = require_wait();
+    var {
+      WRITE_INDEX,
+      READ_INDEX,
+      SEQ_INDEX
+    } = require_indexes();
+    var buffer = __require("buffer");
+    var assert2 = __require("assert");
+    var kImpl = /* @__PURE__ */ Symbol("kImpl");
+    var MAX_STRING = buffer.constants.MAX_STRING_LENGTH;
+    function noop2() {
+    }
+    function updateState(stream, fn) {
+      Atomics.add(stream[kImpl].state, SEQ_INDEX, 1);
+      fn();
+      Atomics.add(stream[kImpl].state, SEQ_INDEX, 1);
+      Atomics.notify(stream[kImpl].state, SEQ_INDEX);
+    }
+    function resetIndexes(stream) {
+      updateState(stream, () => {
+        Atomics.store(stream[kImpl].state, READ_INDEX, 0);
+        Atomics.store(stream[kImpl].state, WRITE_INDEX, 0);
+      });
+      Atomics.notify(stream[kImpl].state, READ_INDEX);
+    }
+    var FakeWeakRef = class {
+      constructor(value) {
+        this._value = value;
+      }
+      deref() {
+        return this._value;
+      }
+    };
+    var FakeFinalizationRegistry = class {
+      register() {
+      }
+      unregister() {
+      }
+    };
+    var FinalizationRegistry2 = process.env.NODE_V8_COVERAGE ? FakeFinalizationRegistry : global.FinalizationRegistry || FakeFinalizationRegistry;
+    var WeakRef2 = process.env.NODE_V8_COVERAGE ? FakeWeakRef : global.WeakRef || FakeWeakRef;
+    var registry2 = new FinalizationRegistry2((worker) => {
+      if (worker.exited) {
+        return;
+      }
+      worker.terminate();
+    });
+    function createWorker(stream, opts) {
+      const { filename, workerData } = opts;
+      const bundlerOverrides = "__bundlerPathsOverrides" in globalThis ? globalThis.__bundlerPathsOverrides : {};
+      const toExecute = bundlerOverrides["thread-stream-worker"] || join14(__dirname, "lib", "worker.js");
+      const worker = new Worker(toExecute, {
+        ...opts.workerOpts,
+        name: opts.workerOpts?.name || "thread-stream",
+        trackUnmanagedFds: false,
+        workerData: {
+          filename: filename.indexOf("file://") === 0 ? filename : pathToFileURL(filename).href,
+          dataBuf: stream[kImpl].dataBuf,
+          stateBuf: stream[kImpl].stateBuf,
+          workerData: {
+            $context: {
+              threadStreamVersion: version2
+            },
+            ...workerData
+          }
+        }
+      });
+      worker.stream = new FakeWeakRef(stream);
+      worker.on("message", onWorkerMessage);
+      worker.on("exit", onWorkerExit);
+      registry2.register(stream, worker);
+      return worker;
+    }
+    function drain(stream) {
+      assert2(!stream[kImpl].sync);
+      if (stream[kImpl].needDrain) {
+        stream[kImpl].needDrain = false;
+        stream.emit("drain");
+      }
+    }
+    function nextFlush(stream) {
+      while (true) {
+        const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
+        if (stream.destroyed || writeIndex < 0) {
+          return;
+        }
+        const leftover = stream[kImpl].data.length - writeIndex;
+        if (leftover > 0) {
+          if (stream[kImpl].bufLen === 0) {
+            stream[kImpl].flushing = false;
+            if (stream[kImpl].ending) {
+              end(stream);
+            } else if (stream[kImpl].needDrain) {
+              process.nextTick(drain, stream);
+            }
+            return;
+          }
+          write(stream, leftover, noop2);
+          continue;
+        }
+        if (leftover === 0) {
+          if (writeIndex === 0 && stream[kImpl].bufLen === 0) {
+            return;
+          }
+          waitForRead(stream, () => {
+            if (stream.destroyed) {
+              return;
+            }
+            resetIndexes(stream);
+            nextFlush(stream);
+          });
+          return;
+        }
+        destroy(stream, new Error("overwritten"));
+        return;
+      }
+    }
+    function onWorkerMessage(msg) {
+      const stream = this.stream.deref();
+      if (stream === void 0) {
+        this.exited = true;
+        this.terminate();
+        return;
+      }
+      if (msg?.code == null) {
+        return;
+      }
+      switch (msg.code) {
+        case "READY":
+          if (!stream[kImpl].ending) {
+            this.stream = new WeakRef2(stream);
+          }
+          waitForRead(stream, () => {
+            stream[kImpl].ready = true;
+            stream.emit("ready");
+          });
+          break;
+        case "ERROR":
+          destroy(stream, msg.err);
+          break;
+        case "EVENT":
+          if (Array.isArray(msg.args)) {
+            stream.emit(msg.name, ...msg.args);
+          } else {
+            stream.emit(msg.name, msg.args);
+          }
+          break;
+        case "FLUSHED": {
+          if (msg.context !== "thread-stream") {
+            destroy(stream, new Error("this should not happen: " + msg.code));
+            break;
+          }
+          const cb = stream[kImpl].flushCallbacks.get(msg.id);
+          if (cb) {
+            stream[kImpl].flushCallbacks.delete(msg.id);
+            process.nextTick(cb);
+          }
+          break;
+        }
+        case "WARNING":
+          process.emitWarning(msg.err);
+          break;
+        default:
+          destroy(stream, new Error("this should not happen: " + msg.code));
+      }
+    }
+    function onWorkerExit(code) {
+      const stream = this.stream.deref();
+      if (stream === void 0) {
+        return;
+      }
+      registry2.unregister(stream);
+      stream.worker.exited = true;
+      stream.worker.off("exit", onWorkerExit);
+      destroy(stream, code !== 0 ? new Error("the worker thread exited") : null);
+    }
+    var ThreadStream = class extends EventEmitter3 {
+      constructor(opts = {}) {
+        super();
+        if (opts.bufferSize < 4) {
+          throw new Error("bufferSize must at least fit a 4-byte utf-8 char");
+        }
+        this[kImpl] = {};
+        this[kImpl].stateBuf = new SharedArrayBuffer(128);
+        this[kImpl].state = new Int32Array(this[kImpl].stateBuf);
+        this[kImpl].dataBuf = new SharedArrayBuffer(opts.bufferSize || 4 * 1024 * 1024);
+        this[kImpl].data = Buffer.from(this[kImpl].dataBuf);
+        this[kImpl].sync = opts.sync || false;
+        this[kImpl].ending = false;
+        this[kImpl].ended = false;
+        this[kImpl].needDrain = false;
+        this[kImpl].destroyed = false;
+        this[kImpl].flushing = false;
+        this[kImpl].ready = false;
+        this[kImpl].finished = false;
+        this[kImpl].errored = null;
+        this[kImpl].closed = false;
+        this[kImpl].buf = [];
+        this[kImpl].bufHead = 0;
+        this[kImpl].bufLen = 0;
+        this[kImpl].flushCallbacks = /* @__PURE__ */ new Map();
+        this[kImpl].nextFlushId = 0;
+        this[kImpl].flushRetainCount = 0;
+        this[kImpl].userRef = true;
+        this.worker = createWorker(this, opts);
+        this.on("message", (message, transferList) => {
+          this.worker.postMessage(message, transferList);
+        });
+      }
+      write(data) {
+        const dataBuf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+        if (this[kImpl].destroyed) {
+          error62(this, new Error("the worker has exited"));
+          return false;
+        }
+        if (this[kImpl].ending) {
+          error62(this, new Error("the worker is ending"));
+          return false;
+        }
+        if (this[kImpl].flushing && this[kImpl].bufLen + dataBuf.length >= MAX_STRING) {
+          try {
+            writeSync(this);
+            this[kImpl].flushing = true;
+          } catch (err) {
+            destroy(this, err);
+            return false;
+          }
+        }
+        this[kImpl].buf.push(dataBuf);
+        this[kImpl].bufLen += dataBuf.length;
+        if (this[kImpl].sync) {
+          try {
+            writeSync(this);
+            return true;
+          } catch (err) {
+            destroy(this, err);
+            return false;
+          }
+        }
+        if (!this[kImpl].flushing) {
+          this[kImpl].flushing = true;
+          setImmediate(nextFlush, this);
+        }
+        this[kImpl].needDrain = this[kImpl].data.length - this[kImpl].bufLen - Atomics.load(this[kImpl].state, WRITE_INDEX) <= 0;
+        return !this[kImpl].needDrain;
+      }
+      end() {
+        if (this[kImpl].destroyed) {
+          return;
+        }
+        this[kImpl].ending = true;
+        this.worker.stream = new FakeWeakRef(this);
+        end(this);
+      }
+      flush(cb) {
+        const userCb = typeof cb === "function" ? cb : null;
+        cb = userCb || noop2;
+        if (userCb) {
+          retainWorkerForPendingFlush(this);
+        }
+        let finished = false;
+        const done = (err) => {
+          if (finished) {
+            return;
+          }
+          finished = true;
+          if (userCb) {
+            releaseWorkerForPendingFlush(this);
+          }
+          cb(err);
+        };
+        flushBuffer(this, (err) => {
+          if (err) {
+            process.nextTick(done, err);
+            return;
+          }
+          requestWorkerFlush(this, done);
+        });
+      }
+      flushSync() {
+        if (this[kImpl].destroyed) {
+          return;
+        }
+        writeSync(this);
+        flushSync(this);
+      }
+      unref() {
+        this[kImpl].userRef = false;
+        if (this[kImpl].flushRetainCount === 0) {
+          this.worker.unref();
+        }
+      }
+      ref() {
+        this[kImpl].userRef = true;
+        this.worker.ref();
+      }
+      get ready() {
+        return this[kImpl].ready;
+      }
+      get destroyed() {
+        return this[kImpl].destroyed;
+      }
+      get closed() {
+        return this[kImpl].closed;
+      }
+      get writable() {
+        return !this[kImpl].destroyed && !this[kImpl].ending;
+      }
+      get writableEnded() {
+        return this[kImpl].ending;
+      }
+      get writableFinished() {
+        return this[kImpl].finished;
+      }
+      get writableNeedDrain() {
+        return this[kImpl].needDrain;
+      }
+      get writableObjectMode() {
+        return false;
+      }
+      get writableErrored() {
+        return this[kImpl].errored;
+      }
+    };
+    function flushBuffer(stream, cb) {
+      if (stream[kImpl].destroyed) {
+        process.nextTick(cb, new Error("the worker has exited"));
+        return;
+      }
+      if (!stream[kImpl].sync && (stream[kImpl].flushing || stream[kImpl].bufLen > 0)) {
+        setImmediate(flushBuffer, stream, cb);
+        return;
+      }
+      waitForRead(stream, cb);
+    }
+    function waitForRead(stream, cb) {
+      const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
+      wait(stream[kImpl].state, READ_INDEX, writeIndex, Infinity, (err, res) => {
+        if (err) {
+          destroy(stream, err);
+          cb(err);
+          return;
+        }
+        if (res !== "ok") {
+          waitForRead(stream, cb);
+          return;
+        }
+        cb();
+      });
+    }
+    function retainWorkerForPendingFlush(stream) {
+      if (stream[kImpl].flushRetainCount === 0) {
+        stream.worker.ref();
+      }
+      stream[kImpl].flushRetainCount++;
+    }
+    function releaseWorkerForPendingFlush(stream) {
+      if (stream[kImpl].flushRetainCount === 0) {
+        return;
+      }
+      stream[kImpl].flushRetainCount--;
+      if (stream[kImpl].flushRetainCount === 0 && !stream[kImpl].userRef) {
+        stream.worker.unref();
+      }
+    }
+    function requestWorkerFlush(stream, cb) {
+      if (stream[kImpl].destroyed) {
+        process.nextTick(cb, new Error("the worker has exited"));
+        return;
+      }
+      if (!stream[kImpl].ready) {
+        const onReady = () => {
+          cleanup();
+          requestWorkerFlush(stream, cb);
+        };
+        const onClose = () => {
+          cleanup();
+          process.nextTick(cb, new Error("the worker has exited"));
+        };
+        const cleanup = () => {
+          stream.off("ready", onReady);
+          stream.off("close", onClose);
+        };
+        stream.once("ready", onReady);
+        stream.once("close", onClose);
+        return;
+      }
+      const id = ++stream[kImpl].nextFlushId;
+      stream[kImpl].flushCallbacks.set(id, cb);
+      try {
+        stream.worker.postMessage({
+          code: "FLUSH",
+          context: "thread-stream",
+          id
+        });
+      } catch (err) {
+        stream[kImpl].flushCallbacks.delete(id);
+        destroy(stream, err);
+        process.nextTick(cb, err);
+      }
+    }
+    function failPendingFlushCallbacks(stream, err) {
+      const callbacks = stream[kImpl].flushCallbacks;
+      if (callbacks.size === 0) {
+        return;
+      }
+      const flushErr = err || new Error("the worker has exited");
+      for (const cb of callbacks.values()) {
+        process.nextTick(cb, flushErr);
+      }
+      callbacks.clear();
+    }
+    function error62(stream, err) {
+      setImmediate(() => {
+        stream.emit("error", err);
+      });
+    }
+    function destroy(stream, err) {
+      if (stream[kImpl].destroyed) {
+        return;
+      }
+      stream[kImpl].destroyed = true;
+      failPendingFlushCallbacks(stream, err);
+      if (err) {
+        stream[kImpl].errored = err;
+        error62(stream, err);
+      }
+      if (!stream.worker.exited) {
+        stream.worker.terminate().catch(() => {
+        }).then(() => {
+          stream[kImpl].closed = true;
+          stream.emit("close");
+        });
+      } else {
+        setImmediate(() => {
+          stream[kImpl].closed = true;
+          stream.emit("close");
+        });
+      }
+    }
+    function write(stream, maxBytes, cb) {
+      const current = Atomics.load(stream[kImpl].state, WRITE_INDEX);
+      let offset = current;
+      let remaining = maxBytes;
+      while (remaining > 0 && stream[kImpl].bufLen !== 0) {
+        const head = stream[kImpl].bufHead;
+        const buf = stream[kImpl].buf[head];
+        if (buf.length <= remaining) {
+          buf.copy(stream[kImpl].data, offset);
+          offset += buf.length;
+          remaining -= buf.length;
+          stream[kImpl].bufLen -= buf.length;
+          stream[kImpl].bufHead = head + 1;
+          if (stream[kImpl].bufHead === stream[kImpl].buf.length) {
+            stream[kImpl].buf.length = 0;
+            stream[kImpl].bufHead = 0;
+          } else if (stream[kImpl].bufHead >= 1024 && stream[kImpl].bufHead * 2 >= stream[kImpl].buf.length) {
+            stream[kImpl].buf.splice(0, stream[kImpl].bufHead);
+            stream[kImpl].bufHead = 0;
+          }
+          continue;
+        }
+        buf.copy(stream[kImpl].data, offset, 0, remaining);
+        stream[kImpl].buf[head] = buf.subarray(remaining);
+        stream[kImpl].bufLen -= remaining;
+        offset += remaining;
+        remaining = 0;
+      }
+      updateState(stream, () => {
+        Atomics.store(stream[kImpl].state, WRITE_INDEX, offset);
+      });
+      cb();
+      return true;
+    }
+    function end(stream) {
+      if (stream[kImpl].ended || !stream[kImpl].ending || stream[kImpl].flushing) {
+        return;
+      }
+      stream[kImpl].ended = true;
+      try {
+        stream.flushSync();
+        let readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
+        updateState(stream, () => {
+          Atomics.store(stream[kImpl].state, WRITE_INDEX, -1);
+        });
+        let spins = 0;
+        while (readIndex !== -1) {
+          Atomics.wait(stream[kImpl].state, READ_INDEX, readIndex, 1e3);
+          readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
+          if (readIndex === -2) {
+            destroy(stream, new Error("end() failed"));
+            return;
+          }
+          if (++spins === 10) {
+            destroy(stream, new Error("end() took too long (10s)"));
+            return;
+          }
+        }
+        process.nextTick(() => {
+          stream[kImpl].finished = true;
+          stream.emit("finish");
+        });
+      } catch (err) {
+        destroy(stream, err);
+      }
+    }
+    function writeSync(stream) {
+      const cb = () => {
+        if (stream[kImpl].ending) {
+          end(stream);
+        } else if (stream[kImpl].needDrain) {
+          process.nextTick(drain, stream);
+        }
+      };
+      stream[kImpl].flushing = false;
+      while (stream[kImpl].bufLen !== 0) {
+        const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
+        if (writeIndex < 0) {
+          throw new Error("_writeSync failed");
+        }
+        const leftover = stream[kImpl].data.length - writeIndex;
+        if (leftover === 0) {
+          flushSync(stream);
+          resetIndexes(stream);
+          continue;
+        } else if (leftover < 0) {
+          throw new Error("overwritten");
+        }
+        write(stream, leftover, cb);
+      }
+    }
+    function flushSync(stream) {
+      if (stream[kImpl].flushing) {
+        throw new Error("unable to flush while flushing");
+      }
+      const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
+      let spins = 0;
+      while (true) {
+        const readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
+        if (readIndex === -2) {
+          throw Error("_flushSync failed");
+        }
+        if (readIndex !== writeIndex) {
+          Atomics.wait(stream[kImpl].state, READ_INDEX, readIndex, 1e3);
+        } else {
+          break;
+        }
+        if (++spins === 10) {
+          throw new Error("_flushSync took too long (10s)");
+        }
+      }
+    }
+    module.exports = ThreadStream;
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/transport.js
+var require_transport = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/transport.js"(exports, module) {
+    "use strict";
+    var { createRequire } = __require("module");
+    var { existsSync: existsSync3 } = __require("node:fs");
+    var getCallers = require_caller();
+    var { join: join14, isAbsolute, sep: sep3 } = __require("node:path");
+    var { fileURLToPath } = __require("node:url");
+    var sleep3 = require_atomic_sleep();
+    var onExit = require_on_exit_leak_free();
+    var ThreadStream = require_thread_stream();
+    var { transportUsesMultistreamSym } = require_symbols2();
+    function setupOnExit(stream) {
+      onExit.register(stream, autoEnd);
+      onExit.registerBeforeExit(stream, flush);
+      stream.on("close", function() {
+        onExit.unregister(stream);
+      });
+    }
+    function hasPreloadFlags() {
+      const execArgv = process.execArgv;
+      for (let i = 0; i < execArgv.length; i++) {
+        const arg = execArgv[i];
+        if (arg === "--import" || arg === "--require" || arg === "-r") {
+          return true;
+        }
+        if (arg.startsWith("--import=") || arg.startsWith("--require=") || arg.startsWith("-r=")) {
+          return true;
+        }
+      }
+      return false;
+    }
+    function sanitizeNodeOptions(nodeOptions) {
+      const tokens = nodeOptions.match(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g);
+      if (!tokens) {
+        return nodeOptions;
+      }
+      const sanitized = [];
+      let changed = false;
+      for (let i = 0; i < tokens.length; i++) {
+        const token = tokens[i];
+        if (token === "--require" || token === "-r" || token === "--import") {
+          const next = tokens[i + 1];
+          if (next && shouldDropPreload(next)) {
+            changed = true;
+            i++;
+            continue;
+          }
+          sanitized.push(token);
+          if (next) {
+            sanitized.push(next);
+            i++;
+          }
+          continue;
+        }
+        if (token.startsWith("--require=") || token.startsWith("-r=") || token.startsWith("--import=")) {
+          const value = token.slice(token.indexOf("=") + 1);
+          if (shouldDropPreload(value)) {
+            changed = true;
+            continue;
+          }
+        }
+        sanitized.push(token);
+      }
+      return changed ? sanitized.join(" ") : nodeOptions;
+    }
+    function shouldDropPreload(value) {
+      const unquoted = stripQuotes(value);
+      if (!unquoted) {
+        return false;
+      }
+      let path = unquoted;
+      if (path.startsWith("file://")) {
+        try {
+          path = fileURLToPath(path);
+        } catch {
+          return false;
+        }
+      }
+      return isAbsolute(path) && !existsSync3(path);
+    }
+    function stripQuotes(value) {
+      const first = value[0];
+      const last = value[value.length - 1];
+      if (first === '"' && last === '"' || first === "'" && last === "'") {
+        return value.slice(1, -1);
+      }
+      return value;
+    }
+    function buildStream(filename, workerData, workerOpts, sync, name) {
+      if (!workerOpts.execArgv && hasPreloadFlags() && __require.main === void 0) {
+        workerOpts = {
+          ...workerOpts,
+          execArgv: []
+        };
+      }
+      if (!workerOpts.env && process.env.NODE_OPTIONS) {
+        const nodeOptions = sanitizeNodeOptions(process.env.NODE_OPTIONS);
+        if (nodeOptions !== process.env.NODE_OPTIONS) {
+          workerOpts = {
+            ...workerOpts,
+            env: {
+              ...process.env,
+              NODE_OPTIONS: nodeOptions
+            }
+          };
+        }
+      }
+      workerOpts = { ...workerOpts, name };
+      const stream = new ThreadStream({
+        filename,
+        workerData,
+        workerOpts,
+        sync
+      });
+      stream.on("ready", onReady);
+      stream.on("close", function() {
+        process.removeListener("exit", onExit2);
+      });
+      process.on("exit", onExit2);
+      function onReady() {
+        process.removeListener("exit", onExit2);
+        stream.unref();
+        if (workerOpts.autoEnd !== false) {
+          setupOnExit(stream);
+        }
+      }
+      function onExit2() {
+        if (stream.closed) {
+          return;
+        }
+        stream.flushSync();
+        sleep3(100);
+        stream.end();
+      }
+      return stream;
+    }
+    function autoEnd(stream) {
+      stream.ref();
+      stream.flushSync();
+      stream.end();
+      stream.once("close", function() {
+        stream.unref();
+      });
+    }
+    function flush(stream) {
+      stream.flushSync();
+    }
+    function transport(fullOptions) {
+      const { pipeline, targets, levels, dedupe, worker = {}, caller = getCallers(), sync = false } = fullOptions;
+      const options = {
+        ...fullOptions.options
+      };
+      let usesMultistream = false;
+      const callers = typeof caller === "string" ? [caller] : caller;
+      const bundlerOverrides = typeof globalThis === "object" && Object.prototype.hasOwnProperty.call(globalThis, "__bundlerPathsOverrides") && globalThis.__bundlerPathsOverrides && typeof globalThis.__bundlerPathsOverrides === "object" ? globalThis.__bundlerPathsOverrides : /* @__PURE__ */ Object.create(null);
+      let target = fullOptions.target;
+      if (target && targets) {
+        throw new Error("only one of target or targets can be specified");
+      }
+      if (targets) {
+        target = bundlerOverrides["pino-worker"] || join14(__dirname, "worker.js");
+        options.targets = targets.filter((dest) => dest.target).map((dest) => {
+          return {
+            ...dest,
+            target: fixTarget(dest.target)
+          };
+        });
+        options.pipelines = targets.filter((dest) => dest.pipeline).map((dest) => {
+          return dest.pipeline.map((t) => {
+            return {
+              ...t,
+              level: dest.level,
+              // duplicate the pipeline `level` property defined in the upper level
+              target: fixTarget(t.target)
+            };
+          });
+        });
+        const targetsHaveLevel = options.targets.some((t) => t.level != null);
+        const pipelinesHaveLevel = options.pipelines.some((p) => p.some((t) => t.level != null));
+        usesMultistream = options.targets.length + options.pipelines.length > 1 || targetsHaveLevel || pipelinesHaveLevel;
+      } else if (pipeline) {
+        target = bundlerOverrides["pino-worker"] || join14(__dirname, "worker.js");
+        options.pipelines = [pipeline.map((dest) => {
+          return {
+            ...dest,
+            target: fixTarget(dest.target)
+          };
+        })];
+      }
+      if (levels) {
+        options.levels = levels;
+      }
+      if (dedupe) {
+        options.dedupe = dedupe;
+      }
+      options.pinoWillSendConfig = true;
+      const name = targets || pipeline ? "pino.transport" : target;
+      const stream = buildStream(fixTarget(target), options, worker, sync, name);
+      if (usesMultistream) {
+        stream[transportUsesMultistreamSym] = true;
+      }
+      return stream;
+      function fixTarget(origin) {
+        origin = bundlerOverrides[origin] || origin;
+        if (isAbsolute(origin) || origin.indexOf("file://") === 0) {
+          return origin;
+        }
+        if (origin === "pino/file") {
+          return join14(__dirname, "..", "file.js");
+        }
+        let fixTarget2;
+        for (const filePath of callers) {
+          try {
+            const context = filePath === "node:repl" ? process.cwd() + sep3 : filePath;
+            fixTarget2 = createRequire(context).resolve(origin);
+            break;
+          } catch (err) {
+            continue;
+          }
+        }
+        if (!fixTarget2) {
+          throw new Error(`unable to determine transport target for "${origin}"`);
+        }
+        return fixTarget2;
+      }
+    }
+    module.exports = transport;
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/tools.js
+var require_tools = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/tools.js"(exports, module) {
+    "use strict";
+    var diagChan = __require("node:diagnostics_channel");
+    var format = require_quick_format_unescaped();
+    var { mapHttpRequest, mapHttpResponse } = require_pino_std_serializers();
+    var SonicBoom = require_sonic_boom();
+    var onExit = require_on_exit_leak_free();
+    var {
+      lsCacheSym,
+      chindingsSym,
+      writeSym,
+      serializersSym,
+      formatOptsSym,
+      endSym,
+      stringifiersSym,
+      stringifySym,
+      stringifySafeSym,
+      wildcardFirstSym,
+      nestedKeySym,
+      formattersSym,
+      messageKeySym,
+      errorKeySym,
+      nestedKeyStrSym,
+      msgPrefixSym
+    } = require_symbols2();
+    var { isMainThread } = __require("worker_threads");
+    var transport = require_transport();
+    var [nodeMajor] = process.versions.node.split(".").map((v) => Number(v));
+    var asJsonChan = diagChan.tracingChannel("pino_asJson");
+    var asString = nodeMajor >= 25 ? (str2) => JSON.stringify(str2) : _asString;
+    function noop2() {
+    }
+    function genLog(level, hook) {
+      if (!hook) return LOG2;
+      return function hookWrappedLog(...args) {
+        hook.call(this, args, LOG2, level);
+      };
+      function LOG2(o, ...n2) {
+        if (typeof o === "object") {
+          let msg = o;
+          if (o !== null) {
+            if (o.method && o.headers && o.socket) {
+              o = mapHttpRequest(o);
+            } else if (typeof o.setHeader === "function") {
+              o = mapHttpResponse(o);
+            }
+          }
+          let formatParams;
+          if (msg === null && n2.length === 0) {
+            formatParams = [null];
+          } else {
+            msg = n2.shift();
+            formatParams = n2;
+          }
+          if (typeof this[msgPrefixSym] === "string" && msg !== void 0 && msg !== null) {
+            msg = this[msgPrefixSym] + msg;
+          }
+          this[writeSym](o, format(msg, formatParams, this[formatOptsSym]), level);
+        } else {
+          let msg = o === void 0 ? n2.shift() : o;
+          if (typeof this[msgPrefixSym] === "string" && msg !== void 0 && msg !== null) {
+            msg = this[msgPrefixSym] + msg;
+          }
+          this[writeSym](null, format(msg, n2, this[formatOptsSym]), level);
+        }
+      }
+    }
+    function _asString(str2) {
+      let result = "";
+      let last = 0;
+      let found = false;
+      let point = 255;
+      const l = str2.length;
+      if (l > 100) {
+        return JSON.stringify(str2);
+      }
+      for (var i = 0; i < l && point >= 32; i++) {
+        point = str2.charCodeAt(i);
+        if (point === 34 || point === 92) {
+          result += str2.slice(last, i) + "\\";
+          last = i;
+          found = true;
+        }
+      }
+      if (!found) {
+        result = str2;
+      } else {
+        result += str2.slice(last);
+      }
+      return point < 32 ? JSON.stringify(str2) : '"' + result + '"';
+    }
+    function asJson(obj, msg, num2, time3) {
+      if (asJsonChan.hasSubscribers === false) {
+        return _asJson.call(this, obj, msg, num2, time3);
+      }
+      const store = { instance: this, arguments };
+      return asJsonChan.traceSync(_asJson, store, this, obj, msg, num2, time3);
+    }
+    function _asJson(obj, msg, num2, time3) {
+      const stringify2 = this[stringifySym];
+      const stringifySafe = this[stringifySafeSym];
+      const stringifiers = this[stringifiersSym];
+      const end = this[endSym];
+      const chindings = this[chindingsSym];
+      const serializers = this[serializersSym];
+      const formatters = this[formattersSym];
+      const messageKey = this[messageKeySym];
+      const errorKey = this[errorKeySym];
+      let data = this[lsCacheSym][num2] + time3;
+      data = data + chindings;
+      let value;
+      if (formatters.log) {
+        obj = formatters.log(obj);
+      }
+      const wildcardStringifier = stringifiers[wildcardFirstSym];
+      let propStr = "";
+      for (const key in obj) {
+        value = obj[key];
+        if (Object.prototype.hasOwnProperty.call(obj, key) && value !== void 0) {
+          if (serializers[key]) {
+            value = serializers[key](value);
+          } else if (key === errorKey && serializers.err) {
+            value = serializers.err(value);
+          }
+          const stringifier = stringifiers[key] || wildcardStringifier;
+          switch (typeof value) {
+            case "undefined":
+            case "function":
+              continue;
+            case "number":
+              if (Number.isFinite(value) === false) {
+                value = null;
+              }
+            // this case explicitly falls through to the next one
+            case "boolean":
+              if (stringifier) value = stringifier(value);
+              break;
+            case "string":
+              value = (stringifier || asString)(value);
+              break;
+            default:
+              value = (stringifier || stringify2)(value, stringifySafe);
+          }
+          if (value === void 0) continue;
+          const strKey = asString(key);
+          propStr += "," + strKey + ":" + value;
+        }
+      }
+      let msgStr = "";
+      if (msg !== void 0) {
+        value = serializers[messageKey] ? serializers[messageKey](msg) : msg;
+        const stringifier = stringifiers[messageKey] || wildcardStringifier;
+        switch (typeof value) {
+          case "function":
+            break;
+          case "number":
+            if (Number.isFinite(value) === false) {
+              value = null;
+            }
+          // this case explicitly falls through to the next one
+          case "boolean":
+            if (stringifier) value = stringifier(value);
+            msgStr = ',"' + messageKey + '":' + value;
+            break;
+          case "string":
+            value = (stringifier || asString)(value);
+            msgStr = ',"' + messageKey + '":' + value;
+            break;
+          default:
+            value = (stringifier || stringify2)(value, stringifySafe);
+            msgStr = ',"' + messageKey + '":' + value;
+        }
+      }
+      if (this[nestedKeySym] && propStr) {
+        return data + this[nestedKeyStrSym] + propStr.slice(1) + "}" + msgStr + end;
+      } else {
+        return data + propStr + msgStr + end;
+      }
+    }
+    function asChindings(instance, bindings) {
+      let value;
+      let data = instance[chindingsSym];
+      const stringify2 = instance[stringifySym];
+      const stringifySafe = instance[stringifySafeSym];
+      const stringifiers = instance[stringifiersSym];
+      const wildcardStringifier = stringifiers[wildcardFirstSym];
+      const serializers = instance[serializersSym];
+      const formatter = instance[formattersSym].bindings;
+      bindings = formatter(bindings);
+      for (const key in bindings) {
+        value = bindings[key];
+        const valid = (key.length < 5 || key !== "level" && key !== "serializers" && key !== "formatters" && key !== "customLevels") && bindings.hasOwnProperty(key) && value !== void 0;
+        if (valid === true) {
+          value = serializers[key] ? serializers[key](value) : value;
+          value = (stringifiers[key] || wildcardStringifier || stringify2)(value, stringifySafe);
+          if (value === void 0) continue;
+          data += "," + asString(key) + ":" + value;
+        }
+      }
+      return data;
+    }
+    function hasBeenTampered(stream) {
+      return stream.write !== stream.constructor.prototype.write;
+    }
+    function buildSafeSonicBoom(opts) {
+      const stream = new SonicBoom(opts);
+      stream.on("error", filterBrokenPipe);
+      if (!opts.sync && isMainThread) {
+        onExit.register(stream, autoEnd);
+        stream.on("close", function() {
+          onExit.unregister(stream);
+        });
+      }
+      return stream;
+      function filterBrokenPipe(err) {
+        if (err.code === "EPIPE") {
+          stream.write = noop2;
+          stream.end = noop2;
+          stream.flushSync = noop2;
+          stream.destroy = noop2;
+          return;
+        }
+        stream.removeListener("error", filterBrokenPipe);
+        stream.emit("error", err);
+      }
+    }
+    function autoEnd(stream, eventName) {
+      if (stream.destroyed) {
+        return;
+      }
+      if (eventName === "beforeExit") {
+        stream.flush();
+        stream.on("drain", function() {
+          stream.end();
+        });
+      } else {
+        stream.flushSync();
+      }
+    }
+    function createArgsNormalizer(defaultOptions2) {
+      return function normalizeArgs(instance, caller, opts = {}, stream) {
+        if (typeof opts === "string") {
+          stream = buildSafeSonicBoom({ dest: opts });
+          opts = {};
+        } else if (typeof stream === "string") {
+          if (opts && opts.transport) {
+            throw Error("only one of option.transport or stream can be specified");
+          }
+          stream = buildSafeSonicBoom({ dest: stream });
+        } else if (opts instanceof SonicBoom || opts.writable || opts._writableState) {
+          stream = opts;
+          opts = {};
+        } else if (opts.transport) {
+          if (opts.transport instanceof SonicBoom || opts.transport.writable || opts.transport._writableState) {
+            throw Error("option.transport do not allow stream, please pass to option directly. e.g. pino(transport)");
+          }
+          if (opts.transport.targets && opts.transport.targets.length && opts.formatters && typeof opts.formatters.level === "function") {
+            throw Error("option.transport.targets do not allow custom level formatters");
+          }
+          let customLevels;
+          if (opts.customLevels) {
+            customLevels = opts.useOnlyCustomLevels ? opts.customLevels : Object.assign({}, opts.levels, opts.customLevels);
+          }
+          stream = transport({ caller, ...opts.transport, levels: customLevels });
+        }
+        opts = Object.assign({}, defaultOptions2, opts);
+        opts.serializers = Object.assign(/* @__PURE__ */ Object.create(null), defaultOptions2.serializers, opts.serializers);
+        opts.formatters = Object.assign({}, defaultOptions2.formatters, opts.formatters);
+        if (opts.prettyPrint) {
+          throw new Error("prettyPrint option is no longer supported, see the pino-pretty package (https://github.com/pinojs/pino-pretty)");
+        }
+        const { enabled, onChild } = opts;
+        if (enabled === false) opts.level = "silent";
+        if (!onChild) opts.onChild = noop2;
+        if (!stream) {
+          if (!hasBeenTampered(process.stdout)) {
+            stream = buildSafeSonicBoom({ fd: process.stdout.fd || 1 });
+          } else {
+            stream = process.stdout;
+          }
+        }
+        return { opts, stream };
+      };
+    }
+    function stringify(obj, stringifySafeFn) {
+      try {
+        return JSON.stringify(obj);
+      } catch (_) {
+        try {
+          const stringify2 = stringifySafeFn || this[stringifySafeSym];
+          return stringify2(obj);
+        } catch (_2) {
+          return '"[unable to serialize, circular reference is too complex to analyze]"';
+        }
+      }
+    }
+    function buildFormatters(level, bindings, log) {
+      return {
+        level,
+        bindings,
+        log
+      };
+    }
+    function normalizeDestFileDescriptor(destination) {
+      const fd = Number(destination);
+      if (typeof destination === "string" && Number.isFinite(fd)) {
+        return fd;
+      }
+      if (destination === void 0) {
+        return 1;
+      }
+      return destination;
+    }
+    module.exports = {
+      noop: noop2,
+      buildSafeSonicBoom,
+      asChindings,
+      asJson,
+      genLog,
+      createArgsNormalizer,
+      stringify,
+      buildFormatters,
+      normalizeDestFileDescriptor
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/constants.js
+var require_constants6 = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/constants.js"(exports, module) {
+    "use strict";
+    var DEFAULT_LEVELS = {
+      trace: 10,
+      debug: 20,
+      info: 30,
+      warn: 40,
+      error: 50,
+      fatal: 60
+    };
+    var SORTING_ORDER = {
+      ASC: "ASC",
+      DESC: "DESC"
+    };
+    module.exports = {
+      DEFAULT_LEVELS,
+      SORTING_ORDER
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/levels.js
+var require_levels = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/levels.js"(exports, module) {
+    "use strict";
+    var {
+      lsCacheSym,
+      levelValSym,
+      useOnlyCustomLevelsSym,
+      streamSym,
+      formattersSym,
+      hooksSym,
+      levelCompSym
+    } = require_symbols2();
+    var { noop: noop2, genLog } = require_tools();
+    var { DEFAULT_LEVELS, SORTING_ORDER } = require_constants6();
+    var levelMethods = {
+      fatal: (hook) => {
+        const logFatal = genLog(DEFAULT_LEVELS.fatal, hook);
+        return function(...args) {
+          const stream = this[streamSym];
+          logFatal.call(this, ...args);
+          if (typeof stream.flushSync === "function") {
+            try {
+              stream.flushSync();
+            } catch (e) {
+            }
+          }
+        };
+      },
+      error: (hook) => genLog(DEFAULT_LEVELS.error, hook),
+      warn: (hook) => genLog(DEFAULT_LEVELS.warn, hook),
+      info: (hook) => genLog(DEFAULT_LEVELS.info, hook),
+      debug: (hook) => genLog(DEFAULT_LEVELS.debug, hook),
+      trace: (hook) => genLog(DEFAULT_LEVELS.trace, hook)
+    };
+    var nums = Object.keys(DEFAULT_LEVELS).reduce((o, k) => {
+      o[DEFAULT_LEVELS[k]] = k;
+      return o;
+    }, {});
+    var initialLsCache = Object.keys(nums).reduce((o, k) => {
+      o[k] = '{"level":' + Number(k);
+      return o;
+    }, {});
+    function genLsCache(instance) {
+      const formatter = instance[formattersSym].level;
+      const { labels } = instance.levels;
+      const cache = {};
+      for (const label in labels) {
+        const level = formatter(labels[label], Number(label));
+        cache[label] = JSON.stringify(level).slice(0, -1);
+      }
+      instance[lsCacheSym] = cache;
+      return instance;
+    }
+    function isStandardLevel(level, useOnlyCustomLevels) {
+      if (useOnlyCustomLevels) {
+        return false;
+      }
+      switch (level) {
+        case "fatal":
+        case "error":
+        case "warn":
+        case "info":
+        case "debug":
+        case "trace":
+          return true;
+        default:
+          return false;
+      }
+    }
+    function setLevel(level) {
+      const { labels, values } = this.levels;
+      if (typeof level === "number") {
+        if (labels[level] === void 0) throw Error("unknown level value" + level);
+        level = labels[level];
+      }
+      if (values[level] === void 0) throw Error("unknown level " + level);
+      const preLevelVal = this[levelValSym];
+      const levelVal = this[levelValSym] = values[level];
+      const useOnlyCustomLevelsVal = this[useOnlyCustomLevelsSym];
+      const levelComparison = this[levelCompSym];
+      const hook = this[hooksSym].logMethod;
+      for (const key in values) {
+        if (levelComparison(values[key], levelVal) === false) {
+          this[key] = noop2;
+          continue;
+        }
+        this[key] = isStandardLevel(key, useOnlyCustomLevelsVal) ? levelMethods[key](hook) : genLog(values[key], hook);
+      }
+      this.emit(
+        "level-change",
+        level,
+        levelVal,
+        labels[preLevelVal],
+        preLevelVal,
+        this
+      );
+    }
+    function getLevel(level) {
+      const { levels, levelVal } = this;
+      return levels && levels.labels ? levels.labels[levelVal] : "";
+    }
+    function isLevelEnabled(logLevel) {
+      const { values } = this.levels;
+      const logLevelVal = values[logLevel];
+      return logLevelVal !== void 0 && this[levelCompSym](logLevelVal, this[levelValSym]);
+    }
+    function compareLevel(direction, current, expected) {
+      if (direction === SORTING_ORDER.DESC) {
+        return current <= expected;
+      }
+      return current >= expected;
+    }
+    function genLevelComparison(levelComparison) {
+      if (typeof levelComparison === "string") {
+        return compareLevel.bind(null, levelComparison);
+      }
+      return levelComparison;
+    }
+    function mappings(customLevels = null, useOnlyCustomLevels = false) {
+      const customNums = customLevels ? Object.keys(customLevels).reduce((o, k) => {
+        o[customLevels[k]] = k;
+        return o;
+      }, {}) : null;
+      const labels = Object.assign(
+        Object.create(Object.prototype, { Infinity: { value: "silent" } }),
+        useOnlyCustomLevels ? null : nums,
+        customNums
+      );
+      const values = Object.assign(
+        Object.create(Object.prototype, { silent: { value: Infinity } }),
+        useOnlyCustomLevels ? null : DEFAULT_LEVELS,
+        customLevels
+      );
+      return { labels, values };
+    }
+    function assertDefaultLevelFound(defaultLevel, customLevels, useOnlyCustomLevels) {
+      if (typeof defaultLevel === "number") {
+        const values = [].concat(
+          Object.keys(customLevels || {}).map((key) => customLevels[key]),
+          useOnlyCustomLevels ? [] : Object.keys(nums).map((level) => +level),
+          Infinity
+        );
+        if (!values.includes(defaultLevel)) {
+          throw Error(`default level:${defaultLevel} must be included in custom levels`);
+        }
+        return;
+      }
+      const labels = Object.assign(
+        Object.create(Object.prototype, { silent: { value: Infinity } }),
+        useOnlyCustomLevels ? null : DEFAULT_LEVELS,
+        customLevels
+      );
+      if (!(defaultLevel in labels)) {
+        throw Error(`default level:${defaultLevel} must be included in custom levels`);
+      }
+    }
+    function assertNoLevelCollisions(levels, customLevels) {
+      const { labels, values } = levels;
+      for (const k in customLevels) {
+        if (k in values) {
+          throw Error("levels cannot be overridden");
+        }
+        if (customLevels[k] in labels) {
+          throw Error("pre-existing level values cannot be used for new levels");
+        }
+      }
+    }
+    function assertLevelComparison(levelComparison) {
+      if (typeof levelComparison === "function") {
+        return;
+      }
+      if (typeof levelComparison === "string" && Object.values(SORTING_ORDER).includes(levelComparison)) {
+        return;
+      }
+      throw new Error('Levels comparison should be one of "ASC", "DESC" or "function" type');
+    }
+    module.exports = {
+      initialLsCache,
+      genLsCache,
+      levelMethods,
+      getLevel,
+      setLevel,
+      isLevelEnabled,
+      mappings,
+      assertNoLevelCollisions,
+      assertDefaultLevelFound,
+      genLevelComparison,
+      assertLevelComparison
+    };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/meta.js
+var require_meta = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/meta.js"(exports, module) {
+    "use strict";
+    module.exports = { version: "10.4.0" };
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/proto.js
+var require_proto = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/proto.js"(exports, module) {
+    "use strict";
+    var { EventEmitter: EventEmitter3 } = __require("node:events");
+    var {
+      lsCacheSym,
+      levelValSym,
+      setLevelSym,
+      getLevelSym,
+      chindingsSym,
+      mixinSym,
+      asJsonSym,
+      writeSym,
+      mixinMergeStrategySym,
+      timeSym,
+      timeSliceIndexSym,
+      streamSym,
+      serializersSym,
+      formattersSym,
+      errorKeySym,
+      messageKeySym,
+      useOnlyCustomLevelsSym,
+      needsMetadataGsym,
+      redactFmtSym,
+      stringifySym,
+      formatOptsSym,
+      stringifiersSym,
+      msgPrefixSym,
+      hooksSym
+    } = require_symbols2();
+    var {
+      getLevel,
+      setLevel,
+      isLevelEnabled,
+      mappings,
+      initialLsCache,
+      genLsCache,
+      assertNoLevelCollisions
+    } = require_levels();
+    var {
+      asChindings,
+      asJson,
+      buildFormatters,
+      stringify,
+      noop: noop2
+    } = require_tools();
+    var {
+      version: version2
+    } = require_meta();
+    var redaction = require_redaction();
+    var constructor = class Pino {
+    };
+    var prototype = {
+      constructor,
+      child,
+      bindings,
+      setBindings,
+      flush,
+      isLevelEnabled,
+      version: version2,
+      get level() {
+        return this[getLevelSym]();
+      },
+      set level(lvl) {
+        this[setLevelSym](lvl);
+      },
+      get levelVal() {
+        return this[levelValSym];
+      },
+      set levelVal(n2) {
+        throw Error("levelVal is read-only");
+      },
+      get msgPrefix() {
+        return this[msgPrefixSym];
+      },
+      get [Symbol.toStringTag]() {
+        return "Pino";
+      },
+      [lsCacheSym]: initialLsCache,
+      [writeSym]: write,
+      [asJsonSym]: asJson,
+      [getLevelSym]: getLevel,
+      [setLevelSym]: setLevel
+    };
+    Object.setPrototypeOf(prototype, EventEmitter3.prototype);
+    module.exports = function() {
+      return Object.create(prototype);
+    };
+    var resetChildingsFormatter = (bindings2) => bindings2;
+    function child(bindings2, options) {
+      if (!bindings2) {
+        throw Error("missing bindings for child Pino");
+      }
+      const serializers = this[serializersSym];
+      const formatters = this[formattersSym];
+      const instance = Object.create(this);
+      if (options == null) {
+        if (instance[formattersSym].bindings !== resetChildingsFormatter) {
+          instance[formattersSym] = buildFormatters(
+            formatters.level,
+            resetChildingsFormatter,
+            formatters.log
+          );
+        }
+        instance[chindingsSym] = asChindings(instance, bindings2);
+        if (this.onChild !== noop2) {
+          this.onChild(instance);
+        }
+        return instance;
+      }
+      if (options.hasOwnProperty("serializers") === true) {
+        instance[serializersSym] = /* @__PURE__ */ Object.create(null);
+        for (const k in serializers) {
+          instance[serializersSym][k] = serializers[k];
+        }
+        const parentSymbols = Object.getOwnPropertySymbols(serializers);
+        for (var i = 0; i < parentSymbols.length; i++) {
+          const ks = parentSymbols[i];
+          instance[serializersSym][ks] = serializers[ks];
+        }
+        for (const bk in options.serializers) {
+          instance[serializersSym][bk] = options.serializers[bk];
+        }
+        const bindingsSymbols = Object.getOwnPropertySymbols(options.serializers);
+        for (var bi = 0; bi < bindingsSymbols.length; bi++) {
+          const bks = bindingsSymbols[bi];
+          instance[serializersSym][bks] = options.serializers[bks];
+        }
+      } else instance[serializersSym] = serializers;
+      if (options.hasOwnProperty("formatters")) {
+        const { level, bindings: chindings, log } = options.formatters;
+        instance[formattersSym] = buildFormatters(
+          level || formatters.level,
+          chindings || resetChildingsFormatter,
+          log || formatters.log
+        );
+      } else {
+        instance[formattersSym] = buildFormatters(
+          formatters.level,
+          resetChildingsFormatter,
+          formatters.log
+        );
+      }
+      if (options.hasOwnProperty("customLevels") === true) {
+        assertNoLevelCollisions(this.levels, options.customLevels);
+        instance.levels = mappings(options.customLevels, instance[useOnlyCustomLevelsSym]);
+        genLsCache(instance);
+      }
+      if (typeof options.redact === "object" && options.redact !== null || Array.isArray(options.redact)) {
+        instance.redact = options.redact;
+        const stringifiers = redaction(instance.redact, stringify);
+        const formatOpts = { stringify: stringifiers[redactFmtSym] };
+        instance[stringifySym] = stringify;
+        instance[stringifiersSym] = stringifiers;
+        instance[formatOptsSym] = formatOpts;
+      }
+      if (typeof options.msgPrefix === "string") {
+        instance[msgPrefixSym] = (this[msgPrefixSym] || "") + options.msgPrefix;
+      }
+      instance[chindingsSym] = asChindings(instance, bindings2);
+      if (options.level !== void 0 && options.level !== this.level || options.hasOwnProperty("customLevels")) {
+        const childLevel = options.level || this.level;
+        instance[setLevelSym](childLevel);
+      }
+      this.onChild(instance);
+      return instance;
+    }
+    function bindings() {
+      const chindings = this[chindingsSym];
+      const chindingsJson = `{${chindings.substr(1)}}`;
+      const bindingsFromJson = JSON.parse(chindingsJson);
+      delete bindingsFromJson.pid;
+      delete bindingsFromJson.hostname;
+      return bindingsFromJson;
+    }
+    function setBindings(newBindings) {
+      const chindings = asChindings(this, newBindings);
+      this[chindingsSym] = chindings;
+    }
+    function defaultMixinMergeStrategy(mergeObject, mixinObject) {
+      return Object.assign(mixinObject, mergeObject);
+    }
+    function write(_obj, msg, num2) {
+      const t = this[timeSym]();
+      const mixin = this[mixinSym];
+      const errorKey = this[errorKeySym];
+      const messageKey = this[messageKeySym];
+      const mixinMergeStrategy = this[mixinMergeStrategySym] || defaultMixinMergeStrategy;
+      let obj;
+      const streamWriteHook = this[hooksSym].streamWrite;
+      if (_obj === void 0 || _obj === null) {
+        obj = {};
+      } else if (_obj instanceof Error) {
+        obj = { [errorKey]: _obj };
+        if (msg === void 0) {
+          msg = _obj.message;
+        }
+      } else {
+        obj = _obj;
+        if (msg === void 0 && _obj[messageKey] === void 0 && _obj[errorKey]) {
+          msg = _obj[errorKey].message;
+        }
+      }
+      if (mixin) {
+        obj = mixinMergeStrategy(obj, mixin(obj, num2, this));
+      }
+      const s = this[asJsonSym](obj, msg, num2, t);
+      const stream = this[streamSym];
+      if (stream[needsMetadataGsym] === true) {
+        stream.lastLevel = num2;
+        stream.lastObj = obj;
+        stream.lastMsg = msg;
+        stream.lastTime = t.slice(this[timeSliceIndexSym]);
+        stream.lastLogger = this;
+      }
+      stream.write(streamWriteHook ? streamWriteHook(s) : s);
+    }
+    function flush(cb) {
+      if (cb != null && typeof cb !== "function") {
+        throw Error("callback must be a function");
+      }
+      const stream = this[streamSym];
+      if (typeof stream.flush === "function") {
+        stream.flush(cb || noop2);
+      } else if (cb) cb();
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/safe-stable-stringify@2.5.0/node_modules/safe-stable-stringify/index.js
+var require_safe_stable_stringify = __commonJS({
+  "../../node_modules/.pnpm/safe-stable-stringify@2.5.0/node_modules/safe-stable-stringify/index.js"(exports, module) {
+    "use strict";
+    var { hasOwnProperty } = Object.prototype;
+    var stringify = configure();
+    stringify.configure = configure;
+    stringify.stringify = stringify;
+    stringify.default = stringify;
+    exports.stringify = stringify;
+    exports.configure = configure;
+    module.exports = stringify;
+    var strEscapeSequencesRegExp = /[\u0000-\u001f\u0022\u005c\ud800-\udfff]/;
+    function strEscape(str2) {
+      if (str2.length < 5e3 && !strEscapeSequencesRegExp.test(str2)) {
+        return `"${str2}"`;
+      }
+      return JSON.stringify(str2);
+    }
+    function sort(array2, comparator) {
+      if (array2.length > 200 || comparator) {
+        return array2.sort(comparator);
+      }
+      for (let i = 1; i < array2.length; i++) {
+        const currentValue = array2[i];
+        let position = i;
+        while (position !== 0 && array2[position - 1] > currentValue) {
+          array2[position] = array2[position - 1];
+          position--;
+        }
+        array2[position] = currentValue;
+      }
+      return array2;
+    }
+    var typedArrayPrototypeGetSymbolToStringTag = Object.getOwnPropertyDescriptor(
+      Object.getPrototypeOf(
+        Object.getPrototypeOf(
+          new Int8Array()
+        )
+      ),
+      Symbol.toStringTag
+    ).get;
+    function isTypedArrayWithEntries(value) {
+      return typedArrayPrototypeGetSymbolToStringTag.call(value) !== void 0 && value.length !== 0;
+    }
+    function stringifyTypedArray(array2, separator, maximumBreadth) {
+      if (array2.length < maximumBreadth) {
+        maximumBreadth = array2.length;
+      }
+      const whitespace = separator === "," ? "" : " ";
+      let res = `"0":${whitespace}${array2[0]}`;
+      for (let i = 1; i < maximumBreadth; i++) {
+        res += `${separator}"${i}":${whitespace}${array2[i]}`;
+      }
+      return res;
+    }
+    function getCircularValueOption(options) {
+      if (hasOwnProperty.call(options, "circularValue")) {
+        const circularValue = options.circularValue;
+        if (typeof circularValue === "string") {
+          return `"${circularValue}"`;
+        }
+        if (circularValue == null) {
+          return circularValue;
+        }
+        if (circularValue === Error || circularValue === TypeError) {
+          return {
+            toString() {
+              throw new TypeError("Converting circular structure to JSON");
+            }
+          };
+        }
+        throw new TypeError('The "circularValue" argument must be of type string or the value null or undefined');
+      }
+      return '"[Circular]"';
+    }
+    function getDeterministicOption(options) {
+      let value;
+      if (hasOwnProperty.call(options, "deterministic")) {
+        value = options.deterministic;
+        if (typeof value !== "boolean" && typeof value !== "function") {
+          throw new TypeError('The "deterministic" argument must be of type boolean or comparator function');
+        }
+      }
+      return value === void 0 ? true : value;
+    }
+    function getBooleanOption(options, key) {
+      let value;
+      if (hasOwnProperty.call(options, key)) {
+        value = options[key];
+        if (typeof value !== "boolean") {
+          throw new TypeError(`The "${key}" argument must be of type boolean`);
+        }
+      }
+      return value === void 0 ? true : value;
+    }
+    function getPositiveIntegerOption(options, key) {
+      let value;
+      if (hasOwnProperty.call(options, key)) {
+        value = options[key];
+        if (typeof value !== "number") {
+          throw new TypeError(`The "${key}" argument must be of type number`);
+        }
+        if (!Number.isInteger(value)) {
+          throw new TypeError(`The "${key}" argument must be an integer`);
+        }
+        if (value < 1) {
+          throw new RangeError(`The "${key}" argument must be >= 1`);
+        }
+      }
+      return value === void 0 ? Infinity : value;
+    }
+    function getItemCount(number4) {
+      if (number4 === 1) {
+        return "1 item";
+      }
+      return `${number4} items`;
+    }
+    function getUniqueReplacerSet(replacerArray) {
+      const replacerSet = /* @__PURE__ */ new Set();
+      for (const value of replacerArray) {
+        if (typeof value === "string" || typeof value === "number") {
+          replacerSet.add(String(value));
+        }
+      }
+      return replacerSet;
+    }
+    function getStrictOption(options) {
+      if (hasOwnProperty.call(options, "strict")) {
+        const value = options.strict;
+        if (typeof value !== "boolean") {
+          throw new TypeError('The "strict" argument must be of type boolean');
+        }
+        if (value) {
+          return (value2) => {
+            let message = `Object can not safely be stringified. Received type ${typeof value2}`;
+            if (typeof value2 !== "function") message += ` (${value2.toString()})`;
+            throw new Error(message);
+          };
+        }
+      }
+    }
+    function configure(options) {
+      options = { ...options };
+      const fail = getStrictOption(options);
+      if (fail) {
+        if (options.bigint === void 0) {
+          options.bigint = false;
+        }
+        if (!("circularValue" in options)) {
+          options.circularValue = Error;
+        }
+      }
+      const circularValue = getCircularValueOption(options);
+      const bigint4 = getBooleanOption(options, "bigint");
+      const deterministic = getDeterministicOption(options);
+      const comparator = typeof deterministic === "function" ? deterministic : void 0;
+      const maximumDepth = getPositiveIntegerOption(options, "maximumDepth");
+      const maximumBreadth = getPositiveIntegerOption(options, "maximumBreadth");
+      function stringifyFnReplacer(key, parent, stack, replacer, spacer, indentation) {
+        let value = parent[key];
+        if (typeof value === "object" && value !== null && typeof value.toJSON === "function") {
+          value = value.toJSON(key);
+        }
+        value = replacer.call(parent, key, value);
+        switch (typeof value) {
+          case "string":
+            return strEscape(value);
+          case "object": {
+            if (value === null) {
+              return "null";
+            }
+            if (stack.indexOf(value) !== -1) {
+              return circularValue;
+            }
+            let res = "";
+            let join14 = ",";
+            const originalIndentation = indentation;
+            if (Array.isArray(value)) {
+              if (value.length === 0) {
+                return "[]";
+              }
+              if (maximumDepth < stack.length + 1) {
+                return '"[Array]"';
+              }
+              stack.push(value);
+              if (spacer !== "") {
+                indentation += spacer;
+                res += `
+${indentation}`;
+                join14 = `,
+${indentation}`;
+              }
+              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
+              let i = 0;
+              for (; i < maximumValuesToStringify - 1; i++) {
+                const tmp2 = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
+                res += tmp2 !== void 0 ? tmp2 : "null";
+                res += join14;
+              }
+              const tmp = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
+              res += tmp !== void 0 ? tmp : "null";
+              if (value.length - 1 > maximumBreadth) {
+                const removedKeys = value.length - maximumBreadth - 1;
+                res += `${join14}"... ${getItemCount(removedKeys)} not stringified"`;
+              }
+              if (spacer !== "") {
+                res += `
+${originalIndentation}`;
+              }
+              stack.pop();
+              return `[${res}]`;
+            }
+            let keys = Object.keys(value);
+            const keyLength = keys.length;
+            if (keyLength === 0) {
+              return "{}";
+            }
+            if (maximumDepth < stack.length + 1) {
+              return '"[Object]"';
+            }
+            let whitespace = "";
+            let separator = "";
+            if (spacer !== "") {
+              indentation += spacer;
+              join14 = `,
+${indentation}`;
+              whitespace = " ";
+            }
+            const maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
+            if (deterministic && !isTypedArrayWithEntries(value)) {
+              keys = sort(keys, comparator);
+            }
+            stack.push(value);
+            for (let i = 0; i < maximumPropertiesToStringify; i++) {
+              const key2 = keys[i];
+              const tmp = stringifyFnReplacer(key2, value, stack, replacer, spacer, indentation);
+              if (tmp !== void 0) {
+                res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
+                separator = join14;
+              }
+            }
+            if (keyLength > maximumBreadth) {
+              const removedKeys = keyLength - maximumBreadth;
+              res += `${separator}"...":${whitespace}"${getItemCount(removedKeys)} not stringified"`;
+              separator = join14;
+            }
+            if (spacer !== "" && separator.length > 1) {
+              res = `
+${indentation}${res}
+${originalIndentation}`;
+            }
+            stack.pop();
+            return `{${res}}`;
+          }
+          case "number":
+            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
+          case "boolean":
+            return value === true ? "true" : "false";
+          case "undefined":
+            return void 0;
+          case "bigint":
+            if (bigint4) {
+              return String(value);
+            }
+          // fallthrough
+          default:
+            return fail ? fail(value) : void 0;
+        }
+      }
+      function stringifyArrayReplacer(key, value, stack, replacer, spacer, indentation) {
+        if (typeof value === "object" && value !== null && typeof value.toJSON === "function") {
+          value = value.toJSON(key);
+        }
+        switch (typeof value) {
+          case "string":
+            return strEscape(value);
+          case "object": {
+            if (value === null) {
+              return "null";
+            }
+            if (stack.indexOf(value) !== -1) {
+              return circularValue;
+            }
+            const originalIndentation = indentation;
+            let res = "";
+            let join14 = ",";
+            if (Array.isArray(value)) {
+              if (value.length === 0) {
+                return "[]";
+              }
+              if (maximumDepth < stack.length + 1) {
+                return '"[Array]"';
+              }
+              stack.push(value);
+              if (spacer !== "") {
+                indentation += spacer;
+                res += `
+${indentation}`;
+                join14 = `,
+${indentation}`;
+              }
+              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
+              let i = 0;
+              for (; i < maximumValuesToStringify - 1; i++) {
+                const tmp2 = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
+                res += tmp2 !== void 0 ? tmp2 : "null";
+                res += join14;
+              }
+              const tmp = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
+              res += tmp !== void 0 ? tmp : "null";
+              if (value.length - 1 > maximumBreadth) {
+                const removedKeys = value.length - maximumBreadth - 1;
+                res += `${join14}"... ${getItemCount(removedKeys)} not stringified"`;
+              }
+              if (spacer !== "") {
+                res += `
+${originalIndentation}`;
+              }
+              stack.pop();
+              return `[${res}]`;
+            }
+            stack.push(value);
+            let whitespace = "";
+            if (spacer !== "") {
+              indentation += spacer;
+              join14 = `,
+${indentation}`;
+              whitespace = " ";
+            }
+            let separator = "";
+            for (const key2 of replacer) {
+              const tmp = stringifyArrayReplacer(key2, value[key2], stack, replacer, spacer, indentation);
+              if (tmp !== void 0) {
+                res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
+                separator = join14;
+              }
+            }
+            if (spacer !== "" && separator.length > 1) {
+              res = `
+${indentation}${res}
+${originalIndentation}`;
+            }
+            stack.pop();
+            return `{${res}}`;
+          }
+          case "number":
+            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
+          case "boolean":
+            return value === true ? "true" : "false";
+          case "undefined":
+            return void 0;
+          case "bigint":
+            if (bigint4) {
+              return String(value);
+            }
+          // fallthrough
+          default:
+            return fail ? fail(value) : void 0;
+        }
+      }
+      function stringifyIndent(key, value, stack, spacer, indentation) {
+        switch (typeof value) {
+          case "string":
+            return strEscape(value);
+          case "object": {
+            if (value === null) {
+              return "null";
+            }
+            if (typeof value.toJSON === "function") {
+              value = value.toJSON(key);
+              if (typeof value !== "object") {
+                return stringifyIndent(key, value, stack, spacer, indentation);
+              }
+              if (value === null) {
+                return "null";
+              }
+            }
+            if (stack.indexOf(value) !== -1) {
+              return circularValue;
+            }
+            const originalIndentation = indentation;
+            if (Array.isArray(value)) {
+              if (value.length === 0) {
+                return "[]";
+              }
+              if (maximumDepth < stack.length + 1) {
+                return '"[Array]"';
+              }
+              stack.push(value);
+              indentation += spacer;
+              let res2 = `
+${indentation}`;
+              const join15 = `,
+${indentation}`;
+              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
+              let i = 0;
+              for (; i < maximumValuesToStringify - 1; i++) {
+                const tmp2 = stringifyIndent(String(i), value[i], stack, spacer, indentation);
+                res2 += tmp2 !== void 0 ? tmp2 : "null";
+                res2 += join15;
+              }
+              const tmp = stringifyIndent(String(i), value[i], stack, spacer, indentation);
+              res2 += tmp !== void 0 ? tmp : "null";
+              if (value.length - 1 > maximumBreadth) {
+                const removedKeys = value.length - maximumBreadth - 1;
+                res2 += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
+              }
+              res2 += `
+${originalIndentation}`;
+              stack.pop();
+              return `[${res2}]`;
+            }
+            let keys = Object.keys(value);
+            const keyLength = keys.length;
+            if (keyLength === 0) {
+              return "{}";
+            }
+            if (maximumDepth < stack.length + 1) {
+              return '"[Object]"';
+            }
+            indentation += spacer;
+            const join14 = `,
+${indentation}`;
+            let res = "";
+            let separator = "";
+            let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
+            if (isTypedArrayWithEntries(value)) {
+              res += stringifyTypedArray(value, join14, maximumBreadth);
+              keys = keys.slice(value.length);
+              maximumPropertiesToStringify -= value.length;
+              separator = join14;
+            }
+            if (deterministic) {
+              keys = sort(keys, comparator);
+            }
+            stack.push(value);
+            for (let i = 0; i < maximumPropertiesToStringify; i++) {
+              const key2 = keys[i];
+              const tmp = stringifyIndent(key2, value[key2], stack, spacer, indentation);
+              if (tmp !== void 0) {
+                res += `${separator}${strEscape(key2)}: ${tmp}`;
+                separator = join14;
+              }
+            }
+            if (keyLength > maximumBreadth) {
+              const removedKeys = keyLength - maximumBreadth;
+              res += `${separator}"...": "${getItemCount(removedKeys)} not stringified"`;
+              separator = join14;
+            }
+            if (separator !== "") {
+              res = `
+${indentation}${res}
+${originalIndentation}`;
+            }
+            stack.pop();
+            return `{${res}}`;
+          }
+          case "number":
+            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
+          case "boolean":
+            return value === true ? "true" : "false";
+          case "undefined":
+            return void 0;
+          case "bigint":
+            if (bigint4) {
+              return String(value);
+            }
+          // fallthrough
+          default:
+            return fail ? fail(value) : void 0;
+        }
+      }
+      function stringifySimple(key, value, stack) {
+        switch (typeof value) {
+          case "string":
+            return strEscape(value);
+          case "object": {
+            if (value === null) {
+              return "null";
+            }
+            if (typeof value.toJSON === "function") {
+              value = value.toJSON(key);
+              if (typeof value !== "object") {
+                return stringifySimple(key, value, stack);
+              }
+              if (value === null) {
+                return "null";
+              }
+            }
+            if (stack.indexOf(value) !== -1) {
+              return circularValue;
+            }
+            let res = "";
+            const hasLength = value.length !== void 0;
+            if (hasLength && Array.isArray(value)) {
+              if (value.length === 0) {
+                return "[]";
+              }
+              if (maximumDepth < stack.length + 1) {
+                return '"[Array]"';
+              }
+              stack.push(value);
+              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
+              let i = 0;
+              for (; i < maximumValuesToStringify - 1; i++) {
+                const tmp2 = stringifySimple(String(i), value[i], stack);
+                res += tmp2 !== void 0 ? tmp2 : "null";
+                res += ",";
+              }
+              const tmp = stringifySimple(String(i), value[i], stack);
+              res += tmp !== void 0 ? tmp : "null";
+              if (value.length - 1 > maximumBreadth) {
+                const removedKeys = value.length - maximumBreadth - 1;
+                res += `,"... ${getItemCount(removedKeys)} not stringified"`;
+              }
+              stack.pop();
+              return `[${res}]`;
+            }
+            let keys = Object.keys(value);
+            const keyLength = keys.length;
+            if (keyLength === 0) {
+              return "{}";
+            }
+            if (maximumDepth < stack.length + 1) {
+              return '"[Object]"';
+            }
+            let separator = "";
+            let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
+            if (hasLength && isTypedArrayWithEntries(value)) {
+              res += stringifyTypedArray(value, ",", maximumBreadth);
+              keys = keys.slice(value.length);
+              maximumPropertiesToStringify -= value.length;
+              separator = ",";
+            }
+            if (deterministic) {
+              keys = sort(keys, comparator);
+            }
+            stack.push(value);
+            for (let i = 0; i < maximumPropertiesToStringify; i++) {
+              const key2 = keys[i];
+              const tmp = stringifySimple(key2, value[key2], stack);
+              if (tmp !== void 0) {
+                res += `${separator}${strEscape(key2)}:${tmp}`;
+                separator = ",";
+              }
+            }
+            if (keyLength > maximumBreadth) {
+              const removedKeys = keyLength - maximumBreadth;
+              res += `${separator}"...":"${getItemCount(removedKeys)} not stringified"`;
+            }
+            stack.pop();
+            return `{${res}}`;
+          }
+          case "number":
+            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
+          case "boolean":
+            return value === true ? "true" : "false";
+          case "undefined":
+            return void 0;
+          case "bigint":
+            if (bigint4) {
+              return String(value);
+            }
+          // fallthrough
+          default:
+            return fail ? fail(value) : void 0;
+        }
+      }
+      function stringify2(value, replacer, space) {
+        if (arguments.length > 1) {
+          let spacer = "";
+          if (typeof space === "number") {
+            spacer = " ".repeat(Math.min(space, 10));
+          } else if (typeof space === "string") {
+            spacer = space.slice(0, 10);
+          }
+          if (replacer != null) {
+            if (typeof replacer === "function") {
+              return stringifyFnReplacer("", { "": value }, [], replacer, spacer, "");
+            }
+            if (Array.isArray(replacer)) {
+              return stringifyArrayReplacer("", value, [], getUniqueReplacerSet(replacer), spacer, "");
+            }
+          }
+          if (spacer.length !== 0) {
+            return stringifyIndent("", value, [], spacer, "");
+          }
+        }
+        return stringifySimple("", value, []);
+      }
+      return stringify2;
+    }
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/multistream.js
+var require_multistream = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/multistream.js"(exports, module) {
+    "use strict";
+    var metadata = /* @__PURE__ */ Symbol.for("pino.metadata");
+    var { DEFAULT_LEVELS } = require_constants6();
+    var DEFAULT_INFO_LEVEL = DEFAULT_LEVELS.info;
+    function multistream(streamsArray, opts) {
+      streamsArray = streamsArray || [];
+      opts = opts || { dedupe: false };
+      const streamLevels = Object.create(DEFAULT_LEVELS);
+      streamLevels.silent = Infinity;
+      if (opts.levels && typeof opts.levels === "object") {
+        Object.keys(opts.levels).forEach((i) => {
+          streamLevels[i] = opts.levels[i];
+        });
+      }
+      const res = {
+        write,
+        add,
+        remove,
+        emit,
+        flushSync,
+        end,
+        minLevel: 0,
+        lastId: 0,
+        streams: [],
+        clone: clone2,
+        [metadata]: true,
+        streamLevels
+      };
+      if (Array.isArray(streamsArray)) {
+        streamsArray.forEach(add, res);
+      } else {
+        add.call(res, streamsArray);
+      }
+      streamsArray = null;
+      return res;
+      function write(data) {
+        let dest;
+        const level = typeof this.lastLevel === "string" ? (this.streamLevels || streamLevels)[this.lastLevel] : this.lastLevel;
+        const { streams } = this;
+        let recordedLevel = 0;
+        let stream;
+        for (let i = initLoopVar(streams.length, opts.dedupe); checkLoopVar(i, streams.length, opts.dedupe); i = adjustLoopVar(i, opts.dedupe)) {
+          dest = streams[i];
+          if (dest.level <= level) {
+            if (recordedLevel !== 0 && recordedLevel !== dest.level) {
+              break;
+            }
+            stream = dest.stream;
+            if (stream[metadata]) {
+              const { lastTime, lastMsg, lastObj, lastLogger } = this;
+              stream.lastLevel = level;
+              stream.lastTime = lastTime;
+              stream.lastMsg = lastMsg;
+              stream.lastObj = lastObj;
+              stream.lastLogger = lastLogger;
+            }
+            stream.write(data);
+            if (opts.dedupe) {
+              recordedLevel = dest.level;
+            }
+          } else if (!opts.dedupe) {
+            break;
+          }
+        }
+      }
+      function emit(...args) {
+        for (const { stream } of this.streams) {
+          if (typeof stream.emit === "function") {
+            stream.emit(...args);
+          }
+        }
+      }
+      function flushSync() {
+        for (const { stream } of this.streams) {
+          if (typeof stream.flushSync === "function") {
+            stream.flushSync();
+          }
+        }
+      }
+      function add(dest) {
+        if (!dest) {
+          return this;
+        }
+        const isStream = typeof dest.write === "function" || dest.stream;
+        const stream_ = dest.write ? dest : dest.stream;
+        if (!isStream) {
+          throw Error("stream object needs to implement either StreamEntry or DestinationStream interface");
+        }
+        const { streams, streamLevels: streamLevels2 } = this;
+        let level;
+        if (typeof dest.levelVal === "number") {
+          level = dest.levelVal;
+        } else if (typeof dest.level === "string") {
+          level = streamLevels2[dest.level];
+        } else if (typeof dest.level === "number") {
+          level = dest.level;
+        } else {
+          level = DEFAULT_INFO_LEVEL;
+        }
+        const dest_ = {
+          stream: stream_,
+          level,
+          levelVal: void 0,
+          id: ++res.lastId
+        };
+        streams.unshift(dest_);
+        streams.sort(compareByLevel);
+        this.minLevel = streams[0].level;
+        return this;
+      }
+      function remove(id) {
+        const { streams } = this;
+        const index = streams.findIndex((s) => s.id === id);
+        if (index >= 0) {
+          streams.splice(index, 1);
+          streams.sort(compareByLevel);
+          this.minLevel = streams.length > 0 ? streams[0].level : -1;
+        }
+        return this;
+      }
+      function end() {
+        for (const { stream } of this.streams) {
+          if (typeof stream.flushSync === "function") {
+            stream.flushSync();
+          }
+          stream.end();
+        }
+      }
+      function clone2(level) {
+        const streams = new Array(this.streams.length);
+        for (let i = 0; i < streams.length; i++) {
+          streams[i] = {
+            level,
+            stream: this.streams[i].stream
+          };
+        }
+        return {
+          write,
+          add,
+          remove,
+          emit,
+          flushSync,
+          end,
+          minLevel: level,
+          streams,
+          clone: clone2,
+          [metadata]: true,
+          streamLevels
+        };
+      }
+    }
+    function compareByLevel(a, b) {
+      return a.level - b.level;
+    }
+    function initLoopVar(length, dedupe) {
+      return dedupe ? length - 1 : 0;
+    }
+    function adjustLoopVar(i, dedupe) {
+      return dedupe ? i - 1 : i + 1;
+    }
+    function checkLoopVar(i, length, dedupe) {
+      return dedupe ? i >= 0 : i < length;
+    }
+    module.exports = multistream;
+  }
+});
+
+// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/pino.js
+var require_pino = __commonJS({
+  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/pino.js"(exports, module) {
+    "use strict";
+    var os = __require("node:os");
+    var stdSerializers = require_pino_std_serializers();
+    var caller = require_caller();
+    var redaction = require_redaction();
+    var time3 = require_time();
+    var proto = require_proto();
+    var symbols = require_symbols2();
+    var { configure } = require_safe_stable_stringify();
+    var { assertDefaultLevelFound, mappings, genLsCache, genLevelComparison, assertLevelComparison } = require_levels();
+    var { DEFAULT_LEVELS, SORTING_ORDER } = require_constants6();
+    var {
+      createArgsNormalizer,
+      asChindings,
+      buildSafeSonicBoom,
+      buildFormatters,
+      stringify,
+      normalizeDestFileDescriptor,
+      noop: noop2
+    } = require_tools();
+    var { version: version2 } = require_meta();
+    var {
+      chindingsSym,
+      redactFmtSym,
+      serializersSym,
+      timeSym,
+      timeSliceIndexSym,
+      streamSym,
+      stringifySym,
+      stringifySafeSym,
+      stringifiersSym,
+      setLevelSym,
+      endSym,
+      formatOptsSym,
+      messageKeySym,
+      errorKeySym,
+      nestedKeySym,
+      mixinSym,
+      levelCompSym,
+      useOnlyCustomLevelsSym,
+      formattersSym,
+      hooksSym,
+      nestedKeyStrSym,
+      mixinMergeStrategySym,
+      msgPrefixSym,
+      transportUsesMultistreamSym
+    } = symbols;
+    var { epochTime, nullTime } = time3;
+    var { pid } = process;
+    var hostname3 = os.hostname();
+    var defaultErrorSerializer = stdSerializers.err;
+    var defaultOptions2 = {
+      level: "info",
+      levelComparison: SORTING_ORDER.ASC,
+      levels: DEFAULT_LEVELS,
+      messageKey: "msg",
+      errorKey: "err",
+      nestedKey: null,
+      enabled: true,
+      base: { pid, hostname: hostname3 },
+      serializers: Object.assign(/* @__PURE__ */ Object.create(null), {
+        err: defaultErrorSerializer
+      }),
+      formatters: Object.assign(/* @__PURE__ */ Object.create(null), {
+        bindings(bindings) {
+          return bindings;
+        },
+        level(label, number4) {
+          return { level: number4 };
+        }
+      }),
+      hooks: {
+        logMethod: void 0,
+        streamWrite: void 0
+      },
+      timestamp: epochTime,
+      name: void 0,
+      redact: null,
+      customLevels: null,
+      useOnlyCustomLevels: false,
+      depthLimit: 5,
+      edgeLimit: 100
+    };
+    var normalize = createArgsNormalizer(defaultOptions2);
+    var serializers = Object.assign(/* @__PURE__ */ Object.create(null), stdSerializers);
+    function pino2(...args) {
+      const instance = {};
+      const { opts, stream } = normalize(instance, caller(), ...args);
+      if (opts.level && typeof opts.level === "string" && DEFAULT_LEVELS[opts.level.toLowerCase()] !== void 0) opts.level = opts.level.toLowerCase();
+      const {
+        redact: redact2,
+        crlf,
+        serializers: serializers2,
+        timestamp,
+        messageKey,
+        errorKey,
+        nestedKey,
+        base,
+        name,
+        level,
+        customLevels,
+        levelComparison,
+        mixin,
+        mixinMergeStrategy,
+        useOnlyCustomLevels,
+        formatters,
+        hooks,
+        depthLimit,
+        edgeLimit,
+        onChild,
+        msgPrefix
+      } = opts;
+      const stringifySafe = configure({
+        maximumDepth: depthLimit,
+        maximumBreadth: edgeLimit
+      });
+      const allFormatters = buildFormatters(
+        formatters.level,
+        formatters.bindings,
+        formatters.log
+      );
+      const stringifyFn = stringify.bind({
+        [stringifySafeSym]: stringifySafe
+      });
+      const stringifiers = redact2 ? Object.assign(/* @__PURE__ */ Object.create(null), redaction(redact2, stringifyFn)) : /* @__PURE__ */ Object.create(null);
+      const formatOpts = redact2 ? { stringify: stringifiers[redactFmtSym] } : { stringify: stringifyFn };
+      const end = "}" + (crlf ? "\r\n" : "\n");
+      const coreChindings = asChindings.bind(null, {
+        [chindingsSym]: "",
+        [serializersSym]: serializers2,
+        [stringifiersSym]: stringifiers,
+        [stringifySym]: stringify,
+        [stringifySafeSym]: stringifySafe,
+        [formattersSym]: allFormatters
+      });
+      let chindings = "";
+      if (base !== null) {
+        if (name === void 0) {
+          chindings = coreChindings(base);
+        } else {
+          chindings = coreChindings(Object.assign({}, base, { name }));
+        }
+      }
+      const time4 = timestamp instanceof Function ? timestamp : timestamp ? epochTime : nullTime;
+      const timeSliceIndex = time4().indexOf(":") + 1;
+      if (useOnlyCustomLevels && !customLevels) throw Error("customLevels is required if useOnlyCustomLevels is set true");
+      if (mixin && typeof mixin !== "function") throw Error(`Unknown mixin type "${typeof mixin}" - expected "function"`);
+      if (msgPrefix && typeof msgPrefix !== "string") throw Error(`Unknown msgPrefix type "${typeof msgPrefix}" - expected "string"`);
+      assertDefaultLevelFound(level, customLevels, useOnlyCustomLevels);
+      const levels = mappings(customLevels, useOnlyCustomLevels);
+      if (stream && stream[transportUsesMultistreamSym] === true) {
+        let sampleLabel = typeof level === "string" ? level : void 0;
+        if (!sampleLabel || levels[sampleLabel] === void 0) {
+          sampleLabel = Object.keys(levels)[0];
+        }
+        const sampleNumber = levels[sampleLabel];
+        let ok = false;
+        try {
+          const formatted = formatters.level(sampleLabel, sampleNumber);
+          ok = formatted && typeof formatted === "object" && formatted.level === sampleNumber;
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          process.emitWarning(
+            'custom formatters.level detected with multiple transport targets/pipelines; ensure logs include a numeric "level" field or they may be dropped',
+            { code: "PINO_TRANSPORT_MULTI_TARGETS_LEVEL_FORMATTER" }
+          );
+        }
+      }
+      if (typeof stream.emit === "function") {
+        stream.emit("message", { code: "PINO_CONFIG", config: { levels, messageKey, errorKey } });
+      }
+      assertLevelComparison(levelComparison);
+      const levelCompFunc = genLevelComparison(levelComparison);
+      Object.assign(instance, {
+        levels,
+        [levelCompSym]: levelCompFunc,
+        [useOnlyCustomLevelsSym]: useOnlyCustomLevels,
+        [streamSym]: stream,
+        [timeSym]: time4,
+        [timeSliceIndexSym]: timeSliceIndex,
+        [stringifySym]: stringify,
+        [stringifySafeSym]: stringifySafe,
+        [stringifiersSym]: stringifiers,
+        [endSym]: end,
+        [formatOptsSym]: formatOpts,
+        [messageKeySym]: messageKey,
+        [errorKeySym]: errorKey,
+        [nestedKeySym]: nestedKey,
+        // protect against injection
+        [nestedKeyStrSym]: nestedKey ? `,${JSON.stringify(nestedKey)}:{` : "",
+        [serializersSym]: serializers2,
+        [mixinSym]: mixin,
+        [mixinMergeStrategySym]: mixinMergeStrategy,
+        [chindingsSym]: chindings,
+        [formattersSym]: allFormatters,
+        [hooksSym]: hooks,
+        silent: noop2,
+        onChild,
+        [msgPrefixSym]: msgPrefix
+      });
+      Object.setPrototypeOf(instance, proto());
+      genLsCache(instance);
+      instance[setLevelSym](level);
+      return instance;
+    }
+    module.exports = pino2;
+    module.exports.destination = (dest = process.stdout.fd) => {
+      if (typeof dest === "object") {
+        dest.dest = normalizeDestFileDescriptor(dest.dest || process.stdout.fd);
+        return buildSafeSonicBoom(dest);
+      } else {
+        return buildSafeSonicBoom({ dest: normalizeDestFileDescriptor(dest), minLength: 0 });
+      }
+    };
+    module.exports.transport = require_transport();
+    module.exports.multistream = require_multistream();
+    module.exports.levels = mappings();
+    module.exports.stdSerializers = serializers;
+    module.exports.stdTimeFunctions = Object.assign({}, time3);
+    module.exports.symbols = symbols;
+    module.exports.version = version2;
+    module.exports.default = pino2;
+    module.exports.pino = pino2;
+  }
+});
+
+// ../../node_modules/.pnpm/rotating-file-stream@3.2.10/node_modules/rotating-file-stream/dist/esm/index.js
+import { exec } from "child_process";
+import { createGzip } from "zlib";
+import { Writable } from "stream";
+import { access, constants as constants2, createReadStream, createWriteStream } from "fs";
+import { mkdir, open as open6, readFile as readFile8, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
+import { sep as sep2 } from "path";
+import { TextDecoder as TextDecoder2 } from "util";
+import { setTimeout as setTimeout2 } from "timers";
+async function exists(filename) {
+  return new Promise((resolve5) => access(filename, constants2.F_OK, (error62) => resolve5(!error62)));
+}
+function buildNumberCheck(field) {
+  return (type, options, value) => {
+    const converted = parseInt(value, 10);
+    if (type !== "number" || converted !== value || converted <= 0)
+      throw new Error(`'${field}' option must be a positive integer number`);
+  };
+}
+function buildStringCheck(field, check2) {
+  return (type, options, value) => {
+    if (type !== "string")
+      throw new Error(`Don't know how to handle 'options.${field}' type: ${type}`);
+    options[field] = check2(value);
+  };
+}
+function checkMeasure(value, what, units) {
+  const ret = {};
+  ret.num = parseInt(value, 10);
+  if (isNaN(ret.num))
+    throw new Error(`Unknown 'options.${what}' format: ${value}`);
+  if (ret.num <= 0)
+    throw new Error(`A positive integer number is expected for 'options.${what}'`);
+  ret.unit = value.replace(/^[ 0]*/g, "").substr((ret.num + "").length, 1);
+  if (ret.unit.length === 0)
+    throw new Error(`Missing unit for 'options.${what}'`);
+  if (!units[ret.unit])
+    throw new Error(`Unknown 'options.${what}' unit: ${ret.unit}`);
+  return ret;
+}
+function checkIntervalUnit(ret, unit, amount2) {
+  if (parseInt(amount2 / ret.num, 10) * ret.num !== amount2)
+    throw new Error(`An integer divider of ${amount2} is expected as ${unit} for 'options.interval'`);
+}
+function checkInterval(value) {
+  const ret = checkMeasure(value, "interval", intervalUnits);
+  switch (ret.unit) {
+    case "h":
+      checkIntervalUnit(ret, "hours", 24);
+      break;
+    case "m":
+      checkIntervalUnit(ret, "minutes", 60);
+      break;
+    case "s":
+      checkIntervalUnit(ret, "seconds", 60);
+      break;
+  }
+  return ret;
+}
+function checkSize(value) {
+  const ret = checkMeasure(value, "size", sizeUnits);
+  if (ret.unit === "K")
+    return ret.num * 1024;
+  if (ret.unit === "M")
+    return ret.num * 1048576;
+  if (ret.unit === "G")
+    return ret.num * 1073741824;
+  return ret.num;
+}
+function checkOpts(options) {
+  const ret = {};
+  let opt;
+  for (opt in options) {
+    const value = options[opt];
+    const type = typeof value;
+    if (!(opt in checks))
+      throw new Error(`Unknown option: ${opt}`);
+    ret[opt] = options[opt];
+    checks[opt](type, ret, value);
+  }
+  if (!ret.path)
+    ret.path = "";
+  if (!ret.interval) {
+    delete ret.immutable;
+    delete ret.initialRotation;
+    delete ret.intervalBoundary;
+    delete ret.intervalUTC;
+  }
+  if (ret.rotate) {
+    delete ret.history;
+    delete ret.immutable;
+    delete ret.maxFiles;
+    delete ret.maxSize;
+    delete ret.intervalBoundary;
+    delete ret.intervalUTC;
+  }
+  if (ret.immutable)
+    delete ret.compress;
+  if (!ret.intervalBoundary)
+    delete ret.initialRotation;
+  return ret;
+}
+function createClassical(filename, compress, omitExtension) {
+  return (index) => index ? `${filename}.${index}${compress && !omitExtension ? ".gz" : ""}` : filename;
+}
+function createGenerator(filename, compress, omitExtension) {
+  const pad = (num2) => (num2 > 9 ? "" : "0") + num2;
+  return (time3, index) => {
+    if (!time3)
+      return filename;
+    const month = time3.getFullYear() + "" + pad(time3.getMonth() + 1);
+    const day = pad(time3.getDate());
+    const hour = pad(time3.getHours());
+    const minute = pad(time3.getMinutes());
+    return month + day + "-" + hour + minute + "-" + pad(index) + "-" + filename + (compress && !omitExtension ? ".gz" : "");
+  };
+}
+function createStream(filename, options) {
+  if (typeof options === "undefined")
+    options = {};
+  else if (typeof options !== "object")
+    throw new Error(`The "options" argument must be of type object. Received type ${typeof options}`);
+  const opts = checkOpts(options);
+  const { compress, omitExtension } = opts;
+  let generator;
+  if (typeof filename === "string")
+    generator = options.rotate ? createClassical(filename, !!compress, omitExtension) : createGenerator(filename, !!compress, omitExtension);
+  else if (typeof filename === "function")
+    generator = filename;
+  else
+    throw new Error(`The "filename" argument must be one of type string or function. Received type ${typeof filename}`);
+  return new RotatingFileStream(generator, opts);
+}
+var RotatingFileStreamError, RotatingFileStream, intervalUnits, sizeUnits, checks;
+var init_esm = __esm({
+  "../../node_modules/.pnpm/rotating-file-stream@3.2.10/node_modules/rotating-file-stream/dist/esm/index.js"() {
+    "use strict";
+    RotatingFileStreamError = class extends Error {
+      code = "RFS-TOO-MANY";
+      constructor() {
+        super("Too many destination file attempts");
+      }
+    };
+    RotatingFileStream = class extends Writable {
+      createGzip;
+      exec;
+      file;
+      filename;
+      finished;
+      fsCreateReadStream;
+      fsCreateWriteStream;
+      fsOpen;
+      fsReadFile;
+      fsStat;
+      fsUnlink;
+      generator;
+      initPromise;
+      last;
+      maxTimeout;
+      next;
+      options;
+      prev;
+      rotation;
+      size;
+      stdout;
+      timeout;
+      timeoutPromise;
+      constructor(generator, options) {
+        const { encoding, history, maxFiles, maxSize, path } = options;
+        super({ decodeStrings: true, defaultEncoding: encoding });
+        this.createGzip = createGzip;
+        this.exec = exec;
+        this.filename = path + generator(null);
+        this.fsCreateReadStream = createReadStream;
+        this.fsCreateWriteStream = createWriteStream;
+        this.fsOpen = open6;
+        this.fsReadFile = readFile8;
+        this.fsStat = stat6;
+        this.fsUnlink = unlink2;
+        this.generator = generator;
+        this.maxTimeout = 2147483640;
+        this.options = options;
+        this.stdout = process.stdout;
+        if (maxFiles || maxSize)
+          options.history = path + (history ? history : this.generator(null) + ".txt");
+        this.on("close", () => this.finished ? null : this.emit("finish"));
+        this.on("finish", () => this.finished = this.clear());
+        (async () => {
+          try {
+            this.initPromise = this.init();
+            await this.initPromise;
+            delete this.initPromise;
+          } catch (e) {
+            this.destroy(e);
+          }
+        })();
+      }
+      _destroy(error62, callback) {
+        this.refinal(error62, callback);
+      }
+      _final(callback) {
+        this.refinal(void 0, callback);
+      }
+      _write(chunk, encoding, callback) {
+        this.rewrite([{ chunk, encoding }], 0, callback);
+      }
+      _writev(chunks, callback) {
+        this.rewrite(chunks, 0, callback);
+      }
+      async refinal(error62, callback) {
+        try {
+          this.clear();
+          if (this.initPromise)
+            await this.initPromise;
+          if (this.timeoutPromise)
+            await this.timeoutPromise;
+          await this.reclose();
+        } catch (e) {
+          return callback(error62 || e);
+        }
+        callback(error62);
+      }
+      async rewrite(chunks, index, callback) {
+        const { size, teeToStdout } = this.options;
+        try {
+          if (this.initPromise)
+            await this.initPromise;
+          for (let i = 0; i < chunks.length; ++i) {
+            const { chunk } = chunks[i];
+            this.size += chunk.length;
+            if (this.timeoutPromise)
+              await this.timeoutPromise;
+            await this.file.write(chunk);
+            if (teeToStdout && !this.stdout.destroyed)
+              this.stdout.write(chunk);
+            if (size && this.size >= size)
+              await this.rotate();
+          }
+        } catch (e) {
+          return callback(e);
+        }
+        callback();
+      }
+      async init() {
+        const { immutable, initialRotation, interval, size } = this.options;
+        if (immutable)
+          return new Promise((resolve5, reject) => process.nextTick(() => this.immutate(true).then(resolve5).catch(reject)));
+        let stats;
+        try {
+          stats = await stat6(this.filename);
+        } catch (e) {
+          if (e.code !== "ENOENT")
+            throw e;
+          return this.reopen(0);
+        }
+        if (!stats.isFile())
+          throw new Error(`Can't write on: ${this.filename} (it is not a file)`);
+        if (initialRotation) {
+          this.intervalBounds(this.now());
+          const prev = this.prev;
+          this.intervalBounds(new Date(stats.mtime.getTime()));
+          if (prev !== this.prev)
+            return this.rotate();
+        }
+        this.size = stats.size;
+        if (!size || stats.size < size)
+          return this.reopen(stats.size);
+        if (interval)
+          this.intervalBounds(this.now());
+        return this.rotate();
+      }
+      async makePath(name) {
+        return mkdir(name.split(sep2).slice(0, -1).join(sep2), { recursive: true });
+      }
+      async reopen(size) {
+        let file2;
+        try {
+          file2 = await open6(this.filename, "a", this.options.mode);
+        } catch (e) {
+          if (e.code !== "ENOENT")
+            throw e;
+          await this.makePath(this.filename);
+          file2 = await open6(this.filename, "a", this.options.mode);
+        }
+        this.file = file2;
+        this.size = size;
+        this.interval();
+        this.emit("open", this.filename);
+      }
+      async reclose() {
+        const { file: file2 } = this;
+        if (!file2)
+          return;
+        delete this.file;
+        return file2.close();
+      }
+      now() {
+        return /* @__PURE__ */ new Date();
+      }
+      async rotate() {
+        const { immutable, rotate } = this.options;
+        this.size = 0;
+        this.rotation = this.now();
+        this.clear();
+        this.emit("rotation");
+        await this.reclose();
+        if (rotate)
+          return this.classical();
+        if (immutable)
+          return this.immutate(false);
+        return this.move();
+      }
+      async findName() {
+        const { interval, path, intervalBoundary } = this.options;
+        for (let index = 1; index < 1e3; ++index) {
+          const filename = path + this.generator(interval && intervalBoundary ? new Date(this.prev) : this.rotation, index);
+          if (!await exists(filename))
+            return filename;
+        }
+        throw new RotatingFileStreamError();
+      }
+      async move() {
+        const { compress } = this.options;
+        const filename = await this.findName();
+        await this.touch(filename);
+        if (compress)
+          await this.compress(filename);
+        else
+          await rename(this.filename, filename);
+        return this.rotated(filename);
+      }
+      async touch(filename) {
+        let file2;
+        try {
+          file2 = await this.fsOpen(filename, "a");
+        } catch (e) {
+          if (e.code !== "ENOENT")
+            throw e;
+          await this.makePath(filename);
+          file2 = await open6(filename, "a");
+        }
+        await file2.close();
+        return this.unlink(filename);
+      }
+      async classical() {
+        const { compress, path, rotate } = this.options;
+        let rotatedName = "";
+        for (let count = rotate; count > 0; --count) {
+          const currName = path + this.generator(count);
+          const prevName = count === 1 ? this.filename : path + this.generator(count - 1);
+          if (!await exists(prevName))
+            continue;
+          if (!rotatedName)
+            rotatedName = currName;
+          if (count === 1 && compress)
+            await this.compress(currName);
+          else {
+            try {
+              await rename(prevName, currName);
+            } catch (e) {
+              if (e.code !== "ENOENT")
+                throw e;
+              await this.makePath(currName);
+              await rename(prevName, currName);
+            }
+          }
+        }
+        return this.rotated(rotatedName);
+      }
+      clear() {
+        if (this.timeout) {
+          clearTimeout(this.timeout);
+          this.timeout = null;
+        }
+        return true;
+      }
+      intervalBoundsBig(now) {
+        const year = this.options.intervalUTC ? now.getUTCFullYear() : now.getFullYear();
+        let month = this.options.intervalUTC ? now.getUTCMonth() : now.getMonth();
+        let day = this.options.intervalUTC ? now.getUTCDate() : now.getDate();
+        let hours = this.options.intervalUTC ? now.getUTCHours() : now.getHours();
+        const { num: num2, unit } = this.options.interval;
+        if (unit === "M") {
+          day = 1;
+          hours = 0;
+        } else if (unit === "d")
+          hours = 0;
+        else
+          hours = parseInt(hours / num2, 10) * num2;
+        this.prev = this.options.intervalUTC ? Date.UTC(year, month, day, hours, 0, 0, 0) : new Date(year, month, day, hours, 0, 0, 0).getTime();
+        if (unit === "M")
+          month += num2;
+        else if (unit === "d")
+          day += num2;
+        else
+          hours += num2;
+        this.next = this.options.intervalUTC ? Date.UTC(year, month, day, hours, 0, 0, 0) : new Date(year, month, day, hours, 0, 0, 0).getTime();
+      }
+      intervalBounds(now) {
+        const unit = this.options.interval.unit;
+        if (unit === "M" || unit === "d" || unit === "h")
+          this.intervalBoundsBig(now);
+        else {
+          let period = 1e3 * this.options.interval.num;
+          if (unit === "m")
+            period *= 60;
+          this.prev = parseInt(now.getTime() / period, 10) * period;
+          this.next = this.prev + period;
+        }
+        return new Date(this.prev);
+      }
+      interval() {
+        if (!this.options.interval)
+          return;
+        this.intervalBounds(this.now());
+        const set2 = async () => {
+          const time3 = this.next - this.now().getTime();
+          if (time3 <= 0) {
+            try {
+              this.timeoutPromise = this.rotate();
+              await this.timeoutPromise;
+              delete this.timeoutPromise;
+            } catch (e) {
+            }
+          } else {
+            this.timeout = setTimeout2(set2, time3 > this.maxTimeout ? this.maxTimeout : time3);
+            this.timeout.unref();
+          }
+        };
+        set2();
+      }
+      async compress(filename) {
+        const { compress } = this.options;
+        if (typeof compress === "function") {
+          await new Promise((resolve5, reject) => {
+            this.exec(compress(this.filename, filename), (error62, stdout, stderr) => {
+              this.emit("external", stdout, stderr);
+              error62 ? reject(error62) : resolve5();
+            });
+          });
+        } else
+          await this.gzip(filename);
+        return this.unlink(this.filename);
+      }
+      async gzip(filename) {
+        const { mode } = this.options;
+        const options = mode ? { mode } : {};
+        const inp = this.fsCreateReadStream(this.filename, {});
+        const out = this.fsCreateWriteStream(filename, options);
+        const zip = this.createGzip();
+        await new Promise((resolve5, reject) => {
+          inp.once("error", reject);
+          out.once("error", reject);
+          zip.once("error", reject);
+          out.once("finish", resolve5);
+          inp.pipe(zip).pipe(out);
+        });
+        await Promise.all([
+          new Promise((resolve5) => zip.close(resolve5)),
+          new Promise((resolve5) => out.close((err) => {
+            if (err)
+              this.emit("warning", err);
+            resolve5();
+          }))
+        ]);
+      }
+      async rotated(filename) {
+        const { maxFiles, maxSize } = this.options;
+        if (maxFiles || maxSize)
+          await this.history(filename);
+        this.emit("rotated", filename);
+        return this.reopen(0);
+      }
+      async history(filename) {
+        const { history, maxFiles, maxSize } = this.options;
+        const res = [];
+        let files = [filename];
+        try {
+          const content = await this.fsReadFile(history, "utf8");
+          files = [...content.toString().split("\n"), filename];
+        } catch (e) {
+          if (e.code !== "ENOENT")
+            throw e;
+        }
+        for (const file2 of files) {
+          if (file2) {
+            try {
+              const stats = await this.fsStat(file2);
+              if (stats.isFile()) {
+                res.push({
+                  name: file2,
+                  size: stats.size,
+                  time: stats.mtime.getTime()
+                });
+              } else
+                this.emit("warning", new Error(`File '${file2}' contained in history is not a regular file`));
+            } catch (e) {
+              if (e.code !== "ENOENT")
+                throw e;
+            }
+          }
+        }
+        res.sort((a, b) => a.time - b.time);
+        if (maxFiles) {
+          while (res.length > maxFiles) {
+            const file2 = res.shift();
+            await this.unlink(file2.name);
+            this.emit("removed", file2.name, true);
+          }
+        }
+        if (maxSize) {
+          while (res.reduce((size, file2) => size + file2.size, 0) > maxSize) {
+            const file2 = res.shift();
+            await this.unlink(file2.name);
+            this.emit("removed", file2.name, false);
+          }
+        }
+        await writeFile(history, res.map((e) => e.name).join("\n") + "\n", "utf-8");
+        this.emit("history");
+      }
+      async immutate(first) {
+        const { size } = this.options;
+        const now = this.now();
+        for (let index = 1; index < 1e3; ++index) {
+          let fileSize = 0;
+          let stats = void 0;
+          this.filename = this.options.path + this.generator(now, index);
+          try {
+            stats = await this.fsStat(this.filename);
+          } catch (e) {
+            if (e.code !== "ENOENT")
+              throw e;
+          }
+          if (stats) {
+            fileSize = stats.size;
+            if (!stats.isFile())
+              throw new Error(`Can't write on: '${this.filename}' (it is not a file)`);
+            if (size && fileSize >= size)
+              continue;
+          }
+          if (first) {
+            this.last = this.filename;
+            return this.reopen(fileSize);
+          }
+          await this.rotated(this.last);
+          this.last = this.filename;
+          return;
+        }
+        throw new RotatingFileStreamError();
+      }
+      async unlink(filename) {
+        try {
+          await this.fsUnlink(filename);
+        } catch (e) {
+          if (e.code !== "ENOENT")
+            throw e;
+          this.emit("warning", e);
+        }
+      }
+    };
+    intervalUnits = { M: true, d: true, h: true, m: true, s: true };
+    sizeUnits = { B: true, G: true, K: true, M: true };
+    checks = {
+      encoding: (type, options, value) => new TextDecoder2(value),
+      immutable: () => {
+      },
+      initialRotation: () => {
+      },
+      interval: buildStringCheck("interval", checkInterval),
+      intervalBoundary: () => {
+      },
+      intervalUTC: () => {
+      },
+      maxFiles: buildNumberCheck("maxFiles"),
+      maxSize: buildStringCheck("maxSize", checkSize),
+      mode: () => {
+      },
+      omitExtension: () => {
+      },
+      rotate: buildNumberCheck("rotate"),
+      size: buildStringCheck("size", checkSize),
+      teeToStdout: () => {
+      },
+      ...{
+        compress: (type, options, value) => {
+          if (value === false)
+            return;
+          if (!value)
+            throw new Error("A value for 'options.compress' must be specified");
+          if (type === "boolean")
+            return options.compress = (source, dest) => `cat ${source} | gzip -c9 > ${dest}`;
+          if (type === "function")
+            return;
+          if (type !== "string")
+            throw new Error(`Don't know how to handle 'options.compress' type: ${type}`);
+          if (value !== "gzip")
+            throw new Error(`Don't know how to handle compression method: ${value}`);
+        },
+        history: (type) => {
+          if (type !== "string")
+            throw new Error(`Don't know how to handle 'options.history' type: ${type}`);
+        },
+        path: (type, options, value) => {
+          if (type !== "string")
+            throw new Error(`Don't know how to handle 'options.path' type: ${type}`);
+          if (value[value.length - 1] !== sep2)
+            options.path = value + sep2;
+        }
+      }
+    };
+  }
+});
+
+// ../cli/src/daemon/log.ts
+import { basename as basename8, dirname as dirname7 } from "node:path";
+function createDaemonLogger(logFile, level = "info") {
+  const stream = createStream(basename8(logFile), {
+    path: dirname7(logFile),
+    size: "10M",
+    rotate: 3,
+    mode: 384
+  });
+  return (0, import_pino.pino)(
+    { level, base: { pid: process.pid }, timestamp: import_pino.pino.stdTimeFunctions.isoTime },
+    stream
+  );
+}
+function sdkLogger(log) {
+  const at = (level) => (message, ...args) => {
+    const extra = args[0];
+    if (extra instanceof Error) log[level]({ err: { message: extra.message } }, message);
+    else if (extra !== void 0 && typeof extra === "object") log[level](extra, message);
+    else log[level](message);
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+var import_pino;
+var init_log = __esm({
+  "../cli/src/daemon/log.ts"() {
+    "use strict";
+    import_pino = __toESM(require_pino(), 1);
+    init_esm();
+  }
+});
+
+// ../cli/src/daemon/watch-sources.ts
+import { basename as basename9, join as join12, resolve as resolve4 } from "node:path";
+function parseWatchPaths(value, cwd) {
+  if (value === void 0 || value.trim() === "") return [];
+  const out = [];
+  for (const raw of value.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const eq = entry.indexOf("=");
+    if (eq > 0 && !entry.slice(0, eq).includes("/")) {
+      const name = entry.slice(0, eq).trim();
+      const agent2 = resolveAgent(name);
+      if (!agent2) {
+        throw new UsageError(
+          `${ENV.watchPaths}: unknown agent "${name}" in "${entry}" (known: ${Object.keys(ADAPTERS).join(", ")})`,
+          {
+            hint: `Use a directory, or agent=directory, e.g. ${ENV.watchPaths}=/watch/.claude,codex=/watch/codex`
+          }
+        );
+      }
+      const path = entry.slice(eq + 1).trim();
+      if (path === "") throw new UsageError(`${ENV.watchPaths}: "${entry}" names no directory`);
+      out.push({ agent: agent2, path: resolve4(cwd, path) });
+    } else {
+      out.push({ agent: void 0, path: resolve4(cwd, entry) });
+    }
+  }
+  return out;
+}
+async function recognizeLayout(dir) {
+  const name = basename9(dir);
+  for (const l of LAYOUTS) if (l.names.includes(name)) return l.agent;
+  for (const l of LAYOUTS) {
+    for (const m of l.markers) {
+      if (await isDir(join12(dir, m))) return l.agent;
+    }
+  }
+  return void 0;
+}
+async function resolveWatchSources(env, watchPaths, home) {
+  const roots = /* @__PURE__ */ new Map();
+  const add = (agent2, root) => {
+    let set2 = roots.get(agent2);
+    if (!set2) roots.set(agent2, set2 = /* @__PURE__ */ new Set());
+    set2.add(root);
+  };
+  for (const [id, adapter] of Object.entries(ADAPTERS)) {
+    if (id === "aider" && !env.AIDER_CHAT_HISTORY_FILE) continue;
+    for (const root of adapter.defaultRoots(env, home)) add(id, root);
+  }
+  for (const w of watchPaths) {
+    const agent2 = w.agent ?? await recognizeLayout(w.path);
+    if (agent2) add(agent2, w.path);
+    else for (const id of Object.keys(ADAPTERS)) add(id, w.path);
+  }
+  return [...roots].map(([agent2, set2]) => ({ agent: agent2, roots: [...set2] }));
+}
+var LAYOUTS;
+var init_watch_sources = __esm({
+  "../cli/src/daemon/watch-sources.ts"() {
+    "use strict";
+    init_schemas3();
+    init_files();
+    init_adapters();
+    init_errors5();
+    LAYOUTS = [
+      { agent: "claude-code", names: [".claude"], markers: ["projects"] },
+      { agent: "codex", names: [".codex"], markers: ["sessions", "archived_sessions"] },
+      { agent: "gemini-cli", names: [".gemini"], markers: ["tmp"] },
+      { agent: "copilot", names: [".copilot"], markers: ["session-state"] },
+      { agent: "cursor", names: [".cursor"], markers: ["agent-transcripts"] },
+      { agent: "opencode", names: ["opencode"], markers: ["storage"] }
+    ];
+  }
+});
+
+// ../cli/src/daemon/daemon.ts
+import { EventEmitter as EventEmitter2, once } from "node:events";
+import { watch } from "node:fs";
+import { mkdir as mkdir2, open as open7, readFile as readFile9, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
+import { dirname as dirname8, join as join13 } from "node:path";
+function timingsFromEnv(env) {
+  const raw = env.HIVEMIND_TEST_DAEMON_TIMINGS;
+  if (env.NODE_ENV !== "test" || !raw) return void 0;
+  const parsed = JSON.parse(raw);
+  const out = {};
+  for (const key of Object.keys(DEFAULT_TIMINGS)) {
+    const v = parsed[key];
+    if (typeof v === "number" && v >= 0) out[key] = v;
+  }
+  return out;
+}
+async function acquirePidFile(paths) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open7(paths.pidFile, "wx", 384);
+      await fh.writeFile(`${process.pid}
+`);
+      await fh.close();
+      return;
+    } catch (err) {
+      if (err.code !== "EEXIST") throw err;
+    }
+    const pid = Number.parseInt((await readFile9(paths.pidFile, "utf8").catch(() => "")).trim(), 10);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new DaemonAlreadyRunningError(pid, paths.stateDir);
+    }
+    await unlink3(paths.pidFile).catch(() => {
+    });
+  }
+  throw new Error(`could not create ${paths.pidFile}`);
+}
+async function releasePidFile(paths) {
+  const pid = (await readFile9(paths.pidFile, "utf8").catch(() => "")).trim();
+  if (pid === String(process.pid)) await unlink3(paths.pidFile).catch(() => {
+  });
+}
+var DEFAULT_TIMINGS, DaemonAlreadyRunningError, Daemon;
+var init_daemon = __esm({
+  "../cli/src/daemon/daemon.ts"() {
+    "use strict";
+    init_src();
+    init_client2();
+    init_errors5();
+    init_checkpoint_store();
+    init_discovery();
+    init_plan();
+    init_uploader();
+    init_version();
+    init_control_server();
+    init_log();
+    init_state_dir();
+    init_watch_sources();
+    DEFAULT_TIMINGS = {
+      batchWindowMs: 250,
+      rescanMs: 5e3,
+      heartbeatMs: 2e3,
+      backoffMs: 500,
+      maxBackoffMs: 3e4,
+      pausedRetryMs: 5e3
+    };
+    DaemonAlreadyRunningError = class extends ExitError {
+      code = "ERR_DAEMON_RUNNING";
+      pid;
+      constructor(pid, stateDir) {
+        super(EXIT.failed, `a daemon is already running for state dir ${stateDir} (pid ${pid})`, {
+          hint: "Stop it with `hivemind stop`, or pass another --state-dir."
+        });
+        this.pid = pid;
+      }
+    };
+    Daemon = class _Daemon {
+      paths;
+      #opts;
+      #t;
+      #log;
+      #upload;
+      #store;
+      #events = new EventEmitter2();
+      #known = /* @__PURE__ */ new Map();
+      #watchers = /* @__PURE__ */ new Map();
+      #startedAt = /* @__PURE__ */ new Date();
+      #control;
+      #sources = [];
+      #timer;
+      #timerAt = 0;
+      #running;
+      #dirty = false;
+      /** The next pass must rediscover everything (first pass, rescan, flush, after a failure). */
+      #needFull = true;
+      /** Known session files a watch event named since the last pass. */
+      #dirtyPaths = /* @__PURE__ */ new Set();
+      /** Session files of the last full discovery, by path. */
+      #index = /* @__PURE__ */ new Map();
+      #attempt = 0;
+      #retryAt = 0;
+      #rescanTimer;
+      #heartbeatTimer;
+      #state = "starting";
+      #stopping = false;
+      #filesWatched = 0;
+      #pending = { files: 0, events: 0, bytes: 0 };
+      #sessionsSent = /* @__PURE__ */ new Set();
+      #uploaded = {
+        sessions: 0,
+        batches: 0,
+        events: 0,
+        accepted: 0,
+        duplicates: 0,
+        rejected: 0
+      };
+      #lastUploadAt;
+      #lastError = null;
+      #failingSince;
+      #pauseReason;
+      #drained = null;
+      #unreadableLogged = /* @__PURE__ */ new Set();
+      #token;
+      constructor(opts, store) {
+        this.#opts = opts;
+        this.#t = { ...DEFAULT_TIMINGS, ...opts.timings };
+        this.#log = opts.logger;
+        this.paths = daemonPaths(opts.stateDir);
+        this.#store = store;
+        this.#upload = createUploadClient({
+          endpoint: opts.endpoint,
+          env: opts.env,
+          clock: opts.clock,
+          logger: sdkLogger(opts.logger)
+        });
+        this.#upload.tokenManager.on("state", ({ state, error: error62 }) => {
+          this.#log.info({ token_state: state, reason: error62?.message }, "token state changed");
+        });
+      }
+      /**
+       * Takes the state dir (pid file, created exclusively; a stale one from a dead process
+       * is replaced), opens the checkpoint store, listens on the control socket and starts
+       * the first pass: what is already on disk and not yet acknowledged goes first.
+       */
+      static async start(opts) {
+        const paths = daemonPaths(opts.stateDir);
+        await mkdir2(opts.stateDir, { recursive: true, mode: 448 });
+        await acquirePidFile(paths);
+        let store;
+        let daemon;
+        try {
+          store = CheckpointStore.open(opts.stateDir);
+          const d = new _Daemon(opts, store);
+          d.#control = await startControlServer(paths.socket, {
+            status: () => d.status(),
+            flush: (timeoutMs) => d.flush(timeoutMs)
+          });
+          daemon = d;
+        } catch (err) {
+          store?.close();
+          await unlink3(paths.pidFile).catch(() => {
+          });
+          throw err;
+        }
+        daemon.#state = "running";
+        daemon.#heartbeatTimer = setInterval(() => void daemon.#writeState(), daemon.#t.heartbeatMs);
+        daemon.#rescanTimer = setInterval(() => daemon.#kick(0, true), daemon.#t.rescanMs);
+        daemon.#heartbeatTimer.unref();
+        daemon.#rescanTimer.unref();
+        await daemon.#writeState();
+        opts.logger.info(
+          { state_dir: opts.stateDir, endpoint: daemon.#upload.endpoint, socket: paths.socket },
+          `hivemind daemon ${VERSION} started`
+        );
+        daemon.#kick(0, true);
+        return daemon;
+      }
+      /**
+       * Gets a credential and asks the server who it belongs to: the check `hivemind start`
+       * waits for, so a wrong selector, a missing permission or a policy denial fails there.
+       */
+      async verifyCredential() {
+        const verified = await this.#upload.verify();
+        this.#token = await this.#upload.tokenManager.getToken();
+        return verified;
+      }
+      /** A snapshot of what the daemon is doing. */
+      status() {
+        const token = this.#tokenInfo();
+        return {
+          pid: process.pid,
+          version: VERSION,
+          state_dir: this.#opts.stateDir,
+          endpoint: this.#upload.endpoint,
+          state: this.#state,
+          started_at: this.#startedAt.toISOString(),
+          heartbeat_at: (/* @__PURE__ */ new Date()).toISOString(),
+          files_watched: this.#filesWatched,
+          watch_roots: this.#sources.flatMap((s) => s.roots.map((root) => ({ agent: s.agent, root }))),
+          pending: { ...this.#pending },
+          uploaded: { ...this.#uploaded },
+          last_upload_at: this.#lastUploadAt?.toISOString() ?? null,
+          last_error: this.#lastError,
+          failing_since: this.#failingSince?.toISOString() ?? null,
+          paused: this.#pauseReason !== void 0,
+          pause_reason: this.#pauseReason ?? null,
+          token,
+          drained: this.#drained,
+          log_file: this.paths.logFile,
+          socket: this.paths.socket
+        };
+      }
+      /**
+       * Sends everything written so far: waits for a pass that started after this call to
+       * finish with nothing left, retrying (with backoff) until `timeoutMs`.
+       */
+      async flush(timeoutMs) {
+        const requestedAt = performance.now();
+        const deadline = requestedAt + timeoutMs;
+        this.#retryAt = 0;
+        this.#kick(0, true);
+        for (; ; ) {
+          const left = deadline - performance.now();
+          if (left <= 0) return { drained: false, pending: { ...this.#pending } };
+          const outcome = await this.#nextPass(left);
+          if (outcome === void 0) continue;
+          if (outcome.startedAt < requestedAt || !outcome.full) {
+            this.#kick(0, true);
+            continue;
+          }
+          if (outcome.ok && outcome.drained) return { drained: true, pending: { ...this.#pending } };
+        }
+      }
+      /**
+       * Stops watching, then runs the final catch-up pass (retrying until `drainTimeoutMs`),
+       * writes the final status, and releases the state dir.
+       */
+      async shutdown(drainTimeoutMs) {
+        if (this.#stopping) throw new Error("shutdown already called");
+        this.#stopping = true;
+        this.#state = "stopping";
+        clearInterval(this.#rescanTimer);
+        for (const w of this.#watchers.values()) w.close();
+        this.#watchers.clear();
+        this.#log.info({ drain_timeout_ms: drainTimeoutMs }, "stopping: final catch-up");
+        const result = await this.flush(drainTimeoutMs);
+        clearTimeout(this.#timer);
+        this.#timer = void 0;
+        this.#drained = result.drained;
+        this.#state = "stopped";
+        clearInterval(this.#heartbeatTimer);
+        await this.#writeState();
+        if (result.drained) this.#log.info("stopped: everything delivered");
+        else {
+          this.#log.warn(
+            { pending: result.pending },
+            `stopped with ${result.pending.events} events in ${result.pending.files} files not delivered`
+          );
+        }
+        await this.#control?.close();
+        this.#upload.tokenManager.close();
+        if (!this.#running) this.#store.close();
+        await releasePidFile(this.paths);
+        return result;
+      }
+      #tokenInfo() {
+        const tm = this.#upload.tokenManager;
+        const cached2 = this.#token;
+        if (!cached2) return null;
+        return {
+          source: cached2.source,
+          kind: cached2.kind,
+          expires_at: cached2.expiresAt?.toISOString() ?? null,
+          state: tm.state
+        };
+      }
+      #nextPass(timeoutMs) {
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), timeoutMs);
+        return once(this.#events, "pass", { signal: ac.signal }).then(
+          ([o]) => o,
+          () => void 0
+        ).finally(() => clearTimeout(timer));
+      }
+      /**
+       * Schedules a pass `delayMs` from now (no earlier than the backoff allows); `full` asks
+       * for a rediscovery of every file rather than the ones watch events named.
+       */
+      #kick(delayMs, full) {
+        if (this.#state === "stopped") return;
+        if (full) this.#needFull = true;
+        if (this.#running) {
+          this.#dirty = true;
+          return;
+        }
+        const now = performance.now();
+        const at = Math.max(now + delayMs, this.#retryAt);
+        if (this.#timer && this.#timerAt <= at) return;
+        clearTimeout(this.#timer);
+        this.#timerAt = at;
+        this.#timer = setTimeout(() => void this.#runPass(), at - now);
+      }
+      async #runPass() {
+        this.#timer = void 0;
+        this.#dirty = false;
+        const full = this.#needFull;
+        const dirtyPaths = this.#dirtyPaths;
+        this.#needFull = false;
+        this.#dirtyPaths = /* @__PURE__ */ new Set();
+        const running = this.#pass(full, dirtyPaths);
+        this.#running = running;
+        const outcome = await running;
+        this.#running = void 0;
+        if (this.#state === "stopped") {
+          this.#store.close();
+          return;
+        }
+        if (outcome.ok) {
+          this.#attempt = 0;
+          this.#retryAt = 0;
+          if (this.#dirty) this.#kick(this.#t.batchWindowMs, false);
+        } else {
+          this.#attempt++;
+          const cap = this.#pauseReason ? this.#t.pausedRetryMs : this.#t.maxBackoffMs;
+          const delay2 = Math.min(cap, this.#t.backoffMs * 2 ** Math.min(this.#attempt - 1, 16));
+          const wait = delay2 * (0.1 + 0.9 * Math.random());
+          this.#retryAt = performance.now() + wait;
+          this.#kick(wait, true);
+        }
+        this.#events.emit("pass", outcome);
+      }
+      async #pass(full, dirtyPaths) {
+        const startedAt = performance.now();
+        try {
+          return await this.#passUnsafe(startedAt, full, dirtyPaths);
+        } catch (err) {
+          this.#log.error(
+            { err: { message: err.message, stack: err.stack } },
+            "pass failed"
+          );
+          this.#fail(err);
+          return { ok: false, full, drained: false, startedAt };
+        }
+      }
+      /**
+       * A full pass rediscovers every file and stats each (synchronously: for a thousand
+       * files that is a few milliseconds, awaiting each stat ten times that); a pass started
+       * by watch events stats only the known files they named.
+       */
+      async #passUnsafe(startedAt, full, dirtyPaths) {
+        let files;
+        if (full) {
+          this.#sources = await resolveWatchSources(
+            this.#opts.env,
+            this.#opts.watchPaths,
+            this.#opts.home
+          );
+          files = await discoverSessionFiles(this.#sources);
+          this.#index = new Map(files.map((f) => [f.path, f]));
+          this.#filesWatched = files.length;
+          this.#syncWatchers(files.map((f) => dirname8(f.path)));
+        } else {
+          files = [...dirtyPaths].flatMap((p) => this.#index.get(p) ?? []);
+        }
+        const changed = [];
+        const present = /* @__PURE__ */ new Set();
+        for (const f of files) {
+          const c = statCandidateSync(f);
+          if (!c) continue;
+          present.add(c.file.path);
+          const k = this.#known.get(c.file.path);
+          if (k?.settled && k.size === c.size && k.mtimeMs === c.mtimeMs && k.ino === c.ino) continue;
+          changed.push(c);
+        }
+        if (full) {
+          for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path);
+        }
+        if (changed.length === 0) {
+          this.#pending = { files: 0, events: 0, bytes: 0 };
+          return { ok: true, full, drained: true, startedAt };
+        }
+        try {
+          this.#token = await this.#upload.tokenManager.getToken();
+        } catch (err) {
+          this.#pending = {
+            files: changed.length,
+            events: this.#pending.events,
+            bytes: changed.reduce((n2, c) => n2 + c.size, 0)
+          };
+          this.#fail(err);
+          return { ok: false, full, drained: false, startedAt };
+        }
+        const uploader = new Uploader({
+          send: this.#upload.send,
+          store: this.#store,
+          isTooLarge,
+          onRejected: (r) => this.#log.warn(
+            { path: r.path, event_key: r.eventKey, error: r.error },
+            "rejected by the server"
+          )
+        });
+        const read = /* @__PURE__ */ new Map();
+        const notReached = [];
+        for (const c of changed) {
+          if (uploader.failure !== void 0) {
+            notReached.push(c);
+            continue;
+          }
+          const plan = await planFile(c, this.#store);
+          const settle2 = () => this.#known.set(c.file.path, {
+            size: c.size,
+            mtimeMs: c.mtimeMs,
+            ino: c.ino,
+            settled: true
+          });
+          if (plan.kind === "incomplete") continue;
+          if (plan.kind === "unchanged") {
+            followMove(this.#store, c, plan);
+            settle2();
+            continue;
+          }
+          if (plan.kind === "unreadable") {
+            const key = `${c.file.path}:${c.mtimeMs}`;
+            if (!this.#unreadableLogged.has(key)) {
+              this.#unreadableLogged.add(key);
+              this.#log.warn(
+                { path: c.file.path, error: plan.error.message },
+                "session file could not be read"
+              );
+            }
+            settle2();
+            continue;
+          }
+          for (const e of plan.result.errors.slice(0, 3)) {
+            this.#log.warn({ path: e.path, line: e.line, error: e.message }, "malformed record");
+          }
+          for (const k of plan.sessionKeys) if (plan.result.events.length > 0) this.#sessionsSent.add(k);
+          read.set(c.file.path, {
+            c,
+            events: plan.result.events.length,
+            bytes: Math.max(0, c.size - plan.fromOffset)
+          });
+          await uploader.add(toPending(c, plan));
+        }
+        const notDone = await uploader.finish();
+        const s = uploader.stats;
+        this.#uploaded.batches += s.batches;
+        this.#uploaded.events += s.eventsSent;
+        this.#uploaded.accepted += s.accepted;
+        this.#uploaded.duplicates += s.duplicates;
+        this.#uploaded.rejected += s.rejected;
+        this.#uploaded.sessions = this.#sessionsSent.size;
+        if (s.batches > 0) this.#lastUploadAt = /* @__PURE__ */ new Date();
+        const failedPaths = new Set(notDone.map((p) => p.identity.path));
+        const pending = { files: 0, events: 0, bytes: 0 };
+        for (const [path, r] of read) {
+          if (failedPaths.has(path)) {
+            pending.files++;
+            pending.events += r.events;
+            pending.bytes += r.bytes;
+          } else {
+            this.#known.set(path, { size: r.c.size, mtimeMs: r.c.mtimeMs, ino: r.c.ino, settled: true });
+          }
+        }
+        for (const c of notReached) {
+          pending.files++;
+          pending.bytes += c.size;
+        }
+        this.#pending = pending;
+        if (uploader.failure !== void 0) {
+          this.#fail(uploader.failure);
+          return { ok: false, full, drained: false, startedAt };
+        }
+        this.#succeeded();
+        if (s.eventsSent > 0) {
+          this.#log.info(
+            {
+              files: read.size,
+              events: s.eventsSent,
+              batches: s.batches,
+              accepted: s.accepted,
+              duplicates: s.duplicates,
+              rejected: s.rejected,
+              ms: Math.round(performance.now() - startedAt)
+            },
+            "uploaded"
+          );
+        }
+        return { ok: true, full, drained: true, startedAt };
+      }
+      #succeeded() {
+        if (this.#failingSince || this.#pauseReason) {
+          this.#log.info(
+            { failing_since: this.#failingSince?.toISOString() },
+            this.#pauseReason ? "resumed: a fresh ID token was exchanged" : "uploads recovered"
+          );
+        }
+        this.#failingSince = void 0;
+        this.#pauseReason = void 0;
+        if (this.#state === "paused") this.#state = "running";
+      }
+      #fail(err) {
+        const { message, hint } = describeUploadError(err, this.#upload.endpoint);
+        const first = this.#failingSince === void 0;
+        this.#failingSince ??= /* @__PURE__ */ new Date();
+        const exhausted = err instanceof SubjectTokenExhaustedError || this.#upload.tokenManager.state === "exhausted";
+        if (exhausted) {
+          if (this.#pauseReason === void 0) {
+            this.#log.warn({ error: message, hint }, "paused: the subject token is exhausted");
+          }
+          this.#pauseReason = message;
+          if (this.#state === "running") this.#state = "paused";
+        } else if (first || this.#lastError?.message !== message) {
+          this.#log.warn({ error: message, hint }, "upload failed; retrying with backoff");
+        }
+        this.#lastError = { message, hint: hint ?? null, at: (/* @__PURE__ */ new Date()).toISOString() };
+      }
+      /** Watches each directory holding session files, plus the roots (new sessions, new dirs). */
+      #syncWatchers(fileDirs) {
+        if (this.#stopping) return;
+        const wanted = /* @__PURE__ */ new Set([...fileDirs, ...this.#sources.flatMap((s) => s.roots)]);
+        for (const [dir, w] of this.#watchers) {
+          if (!wanted.has(dir)) {
+            w.close();
+            this.#watchers.delete(dir);
+          }
+        }
+        for (const dir of wanted) {
+          if (this.#watchers.has(dir)) continue;
+          try {
+            const w = watch(dir, { persistent: false }, (_event, name) => {
+              const path = name ? join13(dir, name) : void 0;
+              if (path !== void 0 && this.#index.has(path)) this.#dirtyPaths.add(path);
+              else this.#needFull = true;
+              this.#kick(this.#t.batchWindowMs, false);
+            });
+            w.on("error", () => {
+              w.close();
+              this.#watchers.delete(dir);
+            });
+            this.#watchers.set(dir, w);
+          } catch {
+          }
+        }
+      }
+      async #writeState() {
+        const tmp = `${this.paths.stateFile}.${process.pid}.tmp`;
+        try {
+          await writeFile2(tmp, `${JSON.stringify(this.status())}
+`, { mode: 384 });
+          await rename2(tmp, this.paths.stateFile);
+        } catch (err) {
+          this.#log.warn({ error: err.message }, "could not write the status file");
+        }
+      }
+    };
+  }
+});
+
+// ../cli/src/commands/start.ts
+import { spawn } from "node:child_process";
+import { once as once2 } from "node:events";
+import { mkdirSync as mkdirSync2, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
+function registerStart(cli, io) {
+  cli.command("start", "Start the daemon in the background: tail agent sessions and upload them").option("--foreground", "Run in the foreground (containers, sidecars); never exits on errors").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final catch-up budget on SIGTERM", {
+    default: DEFAULT_DRAIN_TIMEOUT_S
+  }).option("--json", "Print {pid, principal, files_watched, state_dir, log_file} once started").option("--notify-parent", "(internal) report readiness to `hivemind start` over IPC").example("HIVEMIND_ENDPOINT=https://hivemind.example.com hivemind start").action(async (flags) => {
+    io.exitCode = flags.foreground ? await runForeground(flags, io) : await runBackground(flags, io);
+  });
+}
+function drainSeconds(flags) {
+  const n2 = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
+  if (!Number.isFinite(n2) || n2 < 0 || n2 > 600) {
+    throw new UsageError("--drain-timeout takes seconds between 0 and 600");
+  }
+  return n2;
+}
+async function runForeground(flags, io) {
+  const drainMs = drainSeconds(flags) * 1e3;
+  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
+  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
+  const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
+  const notify = flags.notifyParent === true && typeof process.send === "function";
+  const paths = daemonPaths(stateDir);
+  mkdirSync2(stateDir, { recursive: true, mode: 448 });
+  const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? "info");
+  let daemon;
+  try {
+    daemon = await Daemon.start({
+      stateDir,
+      endpoint,
+      env: io.env,
+      watchPaths,
+      logger,
+      timings: timingsFromEnv(io.env)
+    });
+  } catch (err) {
+    if (notify) sendParent(errorMessage(err, endpoint));
+    throw err;
+  }
+  const stop2 = new Promise((resolve5) => {
+    process.once("SIGTERM", () => resolve5("SIGTERM"));
+    process.once("SIGINT", () => resolve5("SIGINT"));
+  });
+  if (notify) {
+    try {
+      const { me, secrets } = await daemon.verifyCredential();
+      sendParent({
+        type: "ready",
+        pid: process.pid,
+        principal: { kind: me.kind, id: me.id, name: me.name },
+        filesWatched: daemon.status().files_watched,
+        secrets: io.env.GITHUB_ACTIONS === "true" ? secrets : []
+      });
+      process.disconnect?.();
+    } catch (err) {
+      const msg = errorMessage(err, endpoint);
+      logger.error({ error: msg.message, hint: msg.hint }, "first token exchange failed; exiting");
+      sendParent(msg);
+      await daemon.shutdown(0);
+      return EXIT.failed;
+    }
+  } else {
+    io.stderr.write(
+      `hivemind: daemon running in the foreground (pid ${process.pid}); state dir ${stateDir}; log ${paths.logFile}
+`
+    );
+    daemon.verifyCredential().then(
+      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, "credential accepted"),
+      (err) => {
+        const { message, hint } = describeUploadError(err, endpoint);
+        logger.warn({ error: message, hint }, "credential check failed; will keep retrying");
+        io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}
+`);
+        if (hint) io.stderr.write(`  ${hint}
+`);
+      }
+    );
+  }
+  const signal = await stop2;
+  logger.info({ signal }, "signal received");
+  const result = await daemon.shutdown(drainMs);
+  if (!notify) {
+    io.stderr.write(
+      result.drained ? "hivemind: daemon stopped; everything delivered\n" : `hivemind: daemon stopped with ${result.pending.events} events in ${result.pending.files} files not delivered (they stay on disk and are sent on the next start)
+`
+    );
+  }
+  return result.drained ? EXIT.ok : EXIT.failed;
+}
+function sendParent(msg) {
+  try {
+    process.send?.(msg);
+  } catch {
+  }
+}
+function errorMessage(err, endpoint) {
+  if (err instanceof ExitError) {
+    return { type: "error", message: err.message, hint: err.hint, exitCode: err.exitCode };
+  }
+  const { message, hint } = describeUploadError(err, endpoint);
+  return { type: "error", message: `no credential: ${message}`, hint, exitCode: EXIT.failed };
+}
+async function runBackground(flags, io) {
+  const drain = drainSeconds(flags);
+  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
+  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
+  parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
+  const paths = daemonPaths(stateDir);
+  const running = runningPid(paths);
+  if (running !== void 0) throw new DaemonAlreadyRunningError(running, stateDir);
+  mkdirSync2(stateDir, { recursive: true, mode: 448 });
+  const out = openSync(paths.outFile, "a", 384);
+  const script = process.argv[1];
+  if (script === void 0) throw new ExitError(EXIT.internal, "cannot tell which script to run");
+  const child = spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      script,
+      "start",
+      "--foreground",
+      "--notify-parent",
+      "--state-dir",
+      stateDir,
+      "--endpoint",
+      endpoint,
+      "--drain-timeout",
+      String(drain)
+    ],
+    { cwd: io.cwd, env: io.env, detached: true, stdio: ["ignore", out, out, "ipc"] }
+  );
+  closeSync(out);
+  const outcome = await new Promise((resolve5) => {
+    const timer = setTimeout(() => resolve5({ type: "timeout" }), READY_TIMEOUT_MS);
+    child.once("message", (m) => {
+      clearTimeout(timer);
+      resolve5(m);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve5({ type: "exit", code });
+    });
+  });
+  if (outcome.type === "ready") {
+    if (child.connected) child.disconnect();
+    child.unref();
+    const masks = maskLines(io.env, outcome.secrets);
+    if (flags.json) {
+      io.stderr.write(masks);
+      io.stdout.write(
+        `${JSON.stringify({ pid: outcome.pid, principal: outcome.principal, files_watched: outcome.filesWatched, state_dir: stateDir, log_file: paths.logFile })}
+`
+      );
+    } else {
+      io.stdout.write(masks);
+      io.stdout.write(
+        `hivemind: daemon started (pid ${outcome.pid}) as ${describePrincipal(outcome.principal)}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}
+`
+      );
+    }
+    return EXIT.ok;
+  }
+  if (outcome.type === "error") {
+    if (child.exitCode == null && child.signalCode == null) await once2(child, "exit");
+    throw new ExitError(
+      outcome.exitCode,
+      outcome.message,
+      outcome.hint ? { hint: outcome.hint } : void 0
+    );
+  }
+  if (outcome.type === "timeout") {
+    child.kill("SIGTERM");
+    throw new ExitError(
+      EXIT.failed,
+      `the daemon did not get a credential within ${READY_TIMEOUT_MS / 1e3} s; stopped it`,
+      { hint: `See ${paths.logFile}.` }
+    );
+  }
+  const tail = readTail(paths.outFile);
+  throw new ExitError(
+    EXIT.failed,
+    `the daemon exited with code ${outcome.code ?? "null"} while starting${tail ? `: ${tail}` : ""}`,
+    {
+      hint: `See ${paths.outFile} and ${paths.logFile}.`
+    }
+  );
+}
+function readTail(file2) {
+  try {
+    const lines = readFileSync4(file2, "utf8").trim().split("\n");
+    return lines.slice(-3).join(" | ").slice(0, 500);
+  } catch {
+    return "";
+  }
+}
+var DEFAULT_DRAIN_TIMEOUT_S, READY_TIMEOUT_MS;
+var init_start = __esm({
+  "../cli/src/commands/start.ts"() {
+    "use strict";
+    init_schemas3();
+    init_client2();
+    init_daemon();
+    init_log();
+    init_state_dir();
+    init_watch_sources();
+    init_daemon();
+    init_errors5();
+    DEFAULT_DRAIN_TIMEOUT_S = 8;
+    READY_TIMEOUT_MS = 9e4;
   }
 });
 
@@ -68358,7 +74518,7 @@ var init_zodToJsonSchema = __esm({
 });
 
 // ../../node_modules/.pnpm/zod-to-json-schema@3.25.2_zod@4.6.7/node_modules/zod-to-json-schema/dist/esm/index.js
-var init_esm = __esm({
+var init_esm2 = __esm({
   "../../node_modules/.pnpm/zod-to-json-schema@3.25.2_zod@4.6.7/node_modules/zod-to-json-schema/dist/esm/index.js"() {
     "use strict";
     init_Options();
@@ -68449,7 +74609,7 @@ var init_zod_json_schema_compat = __esm({
     "use strict";
     init_v4_mini();
     init_zod_compat();
-    init_esm();
+    init_esm2();
   }
 });
 
@@ -77399,9 +83559,230 @@ var init_completable = __esm({
 });
 
 // ../../node_modules/.pnpm/@modelcontextprotocol+sdk@1.32.2_zod@4.6.7/node_modules/@modelcontextprotocol/sdk/dist/esm/shared/uriTemplate.js
+var MAX_TEMPLATE_LENGTH, MAX_VARIABLE_LENGTH, MAX_TEMPLATE_EXPRESSIONS, MAX_REGEX_LENGTH, UriTemplate;
 var init_uriTemplate = __esm({
   "../../node_modules/.pnpm/@modelcontextprotocol+sdk@1.32.2_zod@4.6.7/node_modules/@modelcontextprotocol/sdk/dist/esm/shared/uriTemplate.js"() {
     "use strict";
+    MAX_TEMPLATE_LENGTH = 1e6;
+    MAX_VARIABLE_LENGTH = 1e6;
+    MAX_TEMPLATE_EXPRESSIONS = 1e4;
+    MAX_REGEX_LENGTH = 1e6;
+    UriTemplate = class _UriTemplate {
+      /**
+       * Returns true if the given string contains any URI template expressions.
+       * A template expression is a sequence of characters enclosed in curly braces,
+       * like {foo} or {?bar}.
+       */
+      static isTemplate(str2) {
+        return /\{[^}\s]+\}/.test(str2);
+      }
+      static validateLength(str2, max, context) {
+        if (str2.length > max) {
+          throw new Error(`${context} exceeds maximum length of ${max} characters (got ${str2.length})`);
+        }
+      }
+      get variableNames() {
+        return this.parts.flatMap((part) => typeof part === "string" ? [] : part.names);
+      }
+      constructor(template) {
+        _UriTemplate.validateLength(template, MAX_TEMPLATE_LENGTH, "Template");
+        this.template = template;
+        this.parts = this.parse(template);
+      }
+      toString() {
+        return this.template;
+      }
+      parse(template) {
+        const parts = [];
+        let currentText = "";
+        let i = 0;
+        let expressionCount = 0;
+        while (i < template.length) {
+          if (template[i] === "{") {
+            if (currentText) {
+              parts.push(currentText);
+              currentText = "";
+            }
+            const end = template.indexOf("}", i);
+            if (end === -1)
+              throw new Error("Unclosed template expression");
+            expressionCount++;
+            if (expressionCount > MAX_TEMPLATE_EXPRESSIONS) {
+              throw new Error(`Template contains too many expressions (max ${MAX_TEMPLATE_EXPRESSIONS})`);
+            }
+            const expr = template.slice(i + 1, end);
+            const operator = this.getOperator(expr);
+            const exploded = expr.includes("*");
+            const names = this.getNames(expr);
+            const name = names[0];
+            for (const name2 of names) {
+              _UriTemplate.validateLength(name2, MAX_VARIABLE_LENGTH, "Variable name");
+            }
+            parts.push({ name, operator, names, exploded });
+            i = end + 1;
+          } else {
+            currentText += template[i];
+            i++;
+          }
+        }
+        if (currentText) {
+          parts.push(currentText);
+        }
+        return parts;
+      }
+      getOperator(expr) {
+        const operators = ["+", "#", ".", "/", "?", "&"];
+        return operators.find((op) => expr.startsWith(op)) || "";
+      }
+      getNames(expr) {
+        const operator = this.getOperator(expr);
+        return expr.slice(operator.length).split(",").map((name) => name.replace("*", "").trim()).filter((name) => name.length > 0);
+      }
+      encodeValue(value, operator) {
+        _UriTemplate.validateLength(value, MAX_VARIABLE_LENGTH, "Variable value");
+        if (operator === "+" || operator === "#") {
+          return encodeURI(value);
+        }
+        return encodeURIComponent(value);
+      }
+      expandPart(part, variables) {
+        if (part.operator === "?" || part.operator === "&") {
+          const pairs = part.names.map((name) => {
+            const value2 = variables[name];
+            if (value2 === void 0)
+              return "";
+            const encoded2 = Array.isArray(value2) ? value2.map((v) => this.encodeValue(v, part.operator)).join(",") : this.encodeValue(value2.toString(), part.operator);
+            return `${name}=${encoded2}`;
+          }).filter((pair) => pair.length > 0);
+          if (pairs.length === 0)
+            return "";
+          const separator = part.operator === "?" ? "?" : "&";
+          return separator + pairs.join("&");
+        }
+        if (part.names.length > 1) {
+          const values2 = part.names.map((name) => variables[name]).filter((v) => v !== void 0);
+          if (values2.length === 0)
+            return "";
+          return values2.map((v) => Array.isArray(v) ? v[0] : v).join(",");
+        }
+        const value = variables[part.name];
+        if (value === void 0)
+          return "";
+        const values = Array.isArray(value) ? value : [value];
+        const encoded = values.map((v) => this.encodeValue(v, part.operator));
+        switch (part.operator) {
+          case "":
+            return encoded.join(",");
+          case "+":
+            return encoded.join(",");
+          case "#":
+            return "#" + encoded.join(",");
+          case ".":
+            return "." + encoded.join(".");
+          case "/":
+            return "/" + encoded.join("/");
+          default:
+            return encoded.join(",");
+        }
+      }
+      expand(variables) {
+        let result = "";
+        let hasQueryParam = false;
+        for (const part of this.parts) {
+          if (typeof part === "string") {
+            result += part;
+            continue;
+          }
+          const expanded = this.expandPart(part, variables);
+          if (!expanded)
+            continue;
+          if ((part.operator === "?" || part.operator === "&") && hasQueryParam) {
+            result += expanded.replace("?", "&");
+          } else {
+            result += expanded;
+          }
+          if (part.operator === "?" || part.operator === "&") {
+            hasQueryParam = true;
+          }
+        }
+        return result;
+      }
+      escapeRegExp(str2) {
+        return str2.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      }
+      partToRegExp(part) {
+        const patterns = [];
+        for (const name2 of part.names) {
+          _UriTemplate.validateLength(name2, MAX_VARIABLE_LENGTH, "Variable name");
+        }
+        if (part.operator === "?" || part.operator === "&") {
+          for (let i = 0; i < part.names.length; i++) {
+            const name2 = part.names[i];
+            const prefix = i === 0 ? "\\" + part.operator : "&";
+            patterns.push({
+              pattern: prefix + this.escapeRegExp(name2) + "=([^&]+)",
+              name: name2
+            });
+          }
+          return patterns;
+        }
+        let pattern;
+        const name = part.name;
+        switch (part.operator) {
+          case "":
+            pattern = part.exploded ? "([^/,]+(?:,[^/,]+)*)" : "([^/,]+)";
+            break;
+          case "+":
+          case "#":
+            pattern = "(.+)";
+            break;
+          case ".":
+            pattern = "\\.([^/,]+)";
+            break;
+          case "/":
+            pattern = "/" + (part.exploded ? "([^/,]+(?:,[^/,]+)*)" : "([^/,]+)");
+            break;
+          default:
+            pattern = "([^/]+)";
+        }
+        patterns.push({ pattern, name });
+        return patterns;
+      }
+      match(uri) {
+        _UriTemplate.validateLength(uri, MAX_TEMPLATE_LENGTH, "URI");
+        let pattern = "^";
+        const names = [];
+        for (const part of this.parts) {
+          if (typeof part === "string") {
+            pattern += this.escapeRegExp(part);
+          } else {
+            const patterns = this.partToRegExp(part);
+            for (const { pattern: partPattern2, name } of patterns) {
+              pattern += partPattern2;
+              names.push({ name, exploded: part.exploded });
+            }
+          }
+        }
+        pattern += "$";
+        _UriTemplate.validateLength(pattern, MAX_REGEX_LENGTH, "Generated regex pattern");
+        const regex = new RegExp(pattern);
+        const match = uri.match(regex);
+        if (!match)
+          return null;
+        const result = {};
+        for (let i = 0; i < names.length; i++) {
+          const { name, exploded } = names[i];
+          const value = match[i + 1];
+          const cleanName = name.replace("*", "");
+          if (exploded && value.includes(",")) {
+            result[cleanName] = value.split(",");
+          } else {
+            result[cleanName] = value;
+          }
+        }
+        return result;
+      }
+    };
   }
 });
 
@@ -77491,6 +83872,11 @@ var init_mcp_server = __esm({
 });
 
 // ../../node_modules/.pnpm/@modelcontextprotocol+sdk@1.32.2_zod@4.6.7/node_modules/@modelcontextprotocol/sdk/dist/esm/server/mcp.js
+var mcp_exports = {};
+__export(mcp_exports, {
+  McpServer: () => McpServer,
+  ResourceTemplate: () => ResourceTemplate
+});
 function toolInputElementCount(value, max) {
   let count = 0;
   const stack = [value];
@@ -77592,7 +83978,7 @@ function createCompletionResult(suggestions) {
     }
   };
 }
-var McpServer, EMPTY_OBJECT_JSON_SCHEMA, EMPTY_COMPLETION_RESULT;
+var McpServer, ResourceTemplate, EMPTY_OBJECT_JSON_SCHEMA, EMPTY_COMPLETION_RESULT;
 var init_mcp = __esm({
   "../../node_modules/.pnpm/@modelcontextprotocol+sdk@1.32.2_zod@4.6.7/node_modules/@modelcontextprotocol/sdk/dist/esm/server/mcp.js"() {
     "use strict";
@@ -78333,6 +84719,30 @@ var init_mcp = __esm({
         }
       }
     };
+    ResourceTemplate = class {
+      constructor(uriTemplate, _callbacks) {
+        this._callbacks = _callbacks;
+        this._uriTemplate = typeof uriTemplate === "string" ? new UriTemplate(uriTemplate) : uriTemplate;
+      }
+      /**
+       * Gets the URI template pattern.
+       */
+      get uriTemplate() {
+        return this._uriTemplate;
+      }
+      /**
+       * Gets the list callback, if one was provided.
+       */
+      get listCallback() {
+        return this._callbacks.list;
+      }
+      /**
+       * Gets the callback for completing a specific URI template variable, if one was provided.
+       */
+      completeCallback(variable) {
+        return this._callbacks.complete?.[variable];
+      }
+    };
     EMPTY_OBJECT_JSON_SCHEMA = {
       type: "object",
       properties: {}
@@ -78391,6 +84801,10 @@ var init_stdio = __esm({
 });
 
 // ../../node_modules/.pnpm/@modelcontextprotocol+sdk@1.32.2_zod@4.6.7/node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.js
+var stdio_exports = {};
+__export(stdio_exports, {
+  StdioServerTransport: () => StdioServerTransport
+});
 import process2 from "node:process";
 var StdioServerTransport;
 var init_stdio2 = __esm({
@@ -78465,6049 +84879,6 @@ var init_stdio2 = __esm({
   }
 });
 
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-helpers.js
-var require_err_helpers = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-helpers.js"(exports, module) {
-    "use strict";
-    var isErrorLike = (err) => {
-      return err && typeof err.message === "string";
-    };
-    var getErrorCause = (err) => {
-      if (!err) return;
-      const cause = err.cause;
-      if (typeof cause === "function") {
-        const causeResult = err.cause();
-        return isErrorLike(causeResult) ? causeResult : void 0;
-      } else {
-        return isErrorLike(cause) ? cause : void 0;
-      }
-    };
-    var _stackWithCauses = (err, seen) => {
-      if (!isErrorLike(err)) return "";
-      const stack = err.stack || "";
-      if (seen.has(err)) {
-        return stack + "\ncauses have become circular...";
-      }
-      const cause = getErrorCause(err);
-      if (cause) {
-        seen.add(err);
-        return stack + "\ncaused by: " + _stackWithCauses(cause, seen);
-      } else {
-        return stack;
-      }
-    };
-    var stackWithCauses = (err) => _stackWithCauses(err, /* @__PURE__ */ new Set());
-    var _messageWithCauses = (err, seen, skip) => {
-      if (!isErrorLike(err)) return "";
-      const message = skip ? "" : err.message || "";
-      if (seen.has(err)) {
-        return message + ": ...";
-      }
-      const cause = getErrorCause(err);
-      if (cause) {
-        seen.add(err);
-        const skipIfVErrorStyleCause = typeof err.cause === "function";
-        return message + (skipIfVErrorStyleCause ? "" : ": ") + _messageWithCauses(cause, seen, skipIfVErrorStyleCause);
-      } else {
-        return message;
-      }
-    };
-    var messageWithCauses = (err) => _messageWithCauses(err, /* @__PURE__ */ new Set());
-    module.exports = {
-      isErrorLike,
-      getErrorCause,
-      stackWithCauses,
-      messageWithCauses
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-proto.js
-var require_err_proto = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-proto.js"(exports, module) {
-    "use strict";
-    var seen = /* @__PURE__ */ Symbol("circular-ref-tag");
-    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-err-ref");
-    var pinoErrProto = Object.create({}, {
-      type: {
-        enumerable: true,
-        writable: true,
-        value: void 0
-      },
-      message: {
-        enumerable: true,
-        writable: true,
-        value: void 0
-      },
-      stack: {
-        enumerable: true,
-        writable: true,
-        value: void 0
-      },
-      aggregateErrors: {
-        enumerable: true,
-        writable: true,
-        value: void 0
-      },
-      raw: {
-        enumerable: false,
-        get: function() {
-          return this[rawSymbol];
-        },
-        set: function(val) {
-          this[rawSymbol] = val;
-        }
-      }
-    });
-    Object.defineProperty(pinoErrProto, rawSymbol, {
-      writable: true,
-      value: {}
-    });
-    module.exports = {
-      pinoErrProto,
-      pinoErrorSymbols: {
-        seen,
-        rawSymbol
-      }
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err.js
-var require_err = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err.js"(exports, module) {
-    "use strict";
-    module.exports = errSerializer;
-    var { messageWithCauses, stackWithCauses, isErrorLike } = require_err_helpers();
-    var { pinoErrProto, pinoErrorSymbols } = require_err_proto();
-    var { seen } = pinoErrorSymbols;
-    var { toString } = Object.prototype;
-    function errSerializer(err) {
-      if (!isErrorLike(err)) {
-        return err;
-      }
-      err[seen] = void 0;
-      const _err = Object.create(pinoErrProto);
-      _err.type = toString.call(err.constructor) === "[object Function]" ? err.constructor.name : err.name;
-      _err.message = messageWithCauses(err);
-      _err.stack = stackWithCauses(err);
-      if (Array.isArray(err.errors)) {
-        _err.aggregateErrors = err.errors.map((err2) => errSerializer(err2));
-      }
-      for (const key in err) {
-        if (_err[key] === void 0) {
-          const val = err[key];
-          if (isErrorLike(val)) {
-            if (key !== "cause" && !Object.prototype.hasOwnProperty.call(val, seen)) {
-              _err[key] = errSerializer(val);
-            }
-          } else {
-            _err[key] = val;
-          }
-        }
-      }
-      delete err[seen];
-      _err.raw = err;
-      return _err;
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-with-cause.js
-var require_err_with_cause = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/err-with-cause.js"(exports, module) {
-    "use strict";
-    module.exports = errWithCauseSerializer;
-    var { isErrorLike } = require_err_helpers();
-    var { pinoErrProto, pinoErrorSymbols } = require_err_proto();
-    var { seen } = pinoErrorSymbols;
-    var { toString } = Object.prototype;
-    function errWithCauseSerializer(err) {
-      if (!isErrorLike(err)) {
-        return err;
-      }
-      err[seen] = void 0;
-      const _err = Object.create(pinoErrProto);
-      _err.type = toString.call(err.constructor) === "[object Function]" ? err.constructor.name : err.name;
-      _err.message = err.message;
-      _err.stack = err.stack;
-      if (Array.isArray(err.errors)) {
-        _err.aggregateErrors = err.errors.map((err2) => errWithCauseSerializer(err2));
-      }
-      if (isErrorLike(err.cause) && !Object.prototype.hasOwnProperty.call(err.cause, seen)) {
-        _err.cause = errWithCauseSerializer(err.cause);
-      }
-      for (const key in err) {
-        if (_err[key] === void 0) {
-          const val = err[key];
-          if (isErrorLike(val)) {
-            if (!Object.prototype.hasOwnProperty.call(val, seen)) {
-              _err[key] = errWithCauseSerializer(val);
-            }
-          } else {
-            _err[key] = val;
-          }
-        }
-      }
-      delete err[seen];
-      _err.raw = err;
-      return _err;
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/req.js
-var require_req = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/req.js"(exports, module) {
-    "use strict";
-    module.exports = {
-      mapHttpRequest,
-      reqSerializer
-    };
-    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-req-ref");
-    var pinoReqProto = Object.create({}, {
-      id: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      method: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      url: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      query: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      params: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      headers: {
-        enumerable: true,
-        writable: true,
-        value: {}
-      },
-      remoteAddress: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      remotePort: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      raw: {
-        enumerable: false,
-        get: function() {
-          return this[rawSymbol];
-        },
-        set: function(val) {
-          this[rawSymbol] = val;
-        }
-      }
-    });
-    Object.defineProperty(pinoReqProto, rawSymbol, {
-      writable: true,
-      value: {}
-    });
-    function reqSerializer(req) {
-      const connection = req.info || req.socket;
-      const _req = Object.create(pinoReqProto);
-      _req.id = typeof req.id === "function" ? req.id() : req.id || (req.info ? req.info.id : void 0);
-      _req.method = req.method;
-      if (req.originalUrl) {
-        _req.url = req.originalUrl;
-      } else {
-        const path = req.path;
-        _req.url = typeof path === "string" ? path : req.url ? req.url.path || req.url : void 0;
-      }
-      if (req.query) {
-        _req.query = req.query;
-      }
-      if (req.params) {
-        _req.params = req.params;
-      }
-      _req.headers = req.headers;
-      _req.remoteAddress = connection && connection.remoteAddress;
-      _req.remotePort = connection && connection.remotePort;
-      _req.raw = req.raw || req;
-      return _req;
-    }
-    function mapHttpRequest(req) {
-      return {
-        req: reqSerializer(req)
-      };
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/res.js
-var require_res = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/lib/res.js"(exports, module) {
-    "use strict";
-    module.exports = {
-      mapHttpResponse,
-      resSerializer
-    };
-    var rawSymbol = /* @__PURE__ */ Symbol("pino-raw-res-ref");
-    var pinoResProto = Object.create({}, {
-      statusCode: {
-        enumerable: true,
-        writable: true,
-        value: 0
-      },
-      headers: {
-        enumerable: true,
-        writable: true,
-        value: ""
-      },
-      raw: {
-        enumerable: false,
-        get: function() {
-          return this[rawSymbol];
-        },
-        set: function(val) {
-          this[rawSymbol] = val;
-        }
-      }
-    });
-    Object.defineProperty(pinoResProto, rawSymbol, {
-      writable: true,
-      value: {}
-    });
-    function resSerializer(res) {
-      const _res = Object.create(pinoResProto);
-      _res.statusCode = res.headersSent ? res.statusCode : null;
-      _res.headers = res.getHeaders ? res.getHeaders() : res._headers;
-      _res.raw = res;
-      return _res;
-    }
-    function mapHttpResponse(res) {
-      return {
-        res: resSerializer(res)
-      };
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/index.js
-var require_pino_std_serializers = __commonJS({
-  "../../node_modules/.pnpm/pino-std-serializers@7.1.0/node_modules/pino-std-serializers/index.js"(exports, module) {
-    "use strict";
-    var errSerializer = require_err();
-    var errWithCauseSerializer = require_err_with_cause();
-    var reqSerializers = require_req();
-    var resSerializers = require_res();
-    module.exports = {
-      err: errSerializer,
-      errWithCause: errWithCauseSerializer,
-      mapHttpRequest: reqSerializers.mapHttpRequest,
-      mapHttpResponse: resSerializers.mapHttpResponse,
-      req: reqSerializers.reqSerializer,
-      res: resSerializers.resSerializer,
-      wrapErrorSerializer: function wrapErrorSerializer(customSerializer) {
-        if (customSerializer === errSerializer) return customSerializer;
-        return function wrapErrSerializer(err) {
-          return customSerializer(errSerializer(err));
-        };
-      },
-      wrapRequestSerializer: function wrapRequestSerializer(customSerializer) {
-        if (customSerializer === reqSerializers.reqSerializer) return customSerializer;
-        return function wrappedReqSerializer(req) {
-          return customSerializer(reqSerializers.reqSerializer(req));
-        };
-      },
-      wrapResponseSerializer: function wrapResponseSerializer(customSerializer) {
-        if (customSerializer === resSerializers.resSerializer) return customSerializer;
-        return function wrappedResSerializer(res) {
-          return customSerializer(resSerializers.resSerializer(res));
-        };
-      }
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/caller.js
-var require_caller = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/caller.js"(exports, module) {
-    "use strict";
-    var util2 = __require("node:util");
-    var getCallSites = util2.getCallSites ?? util2.getCallSite;
-    function noOpPrepareStackTrace(_, stack) {
-      return stack;
-    }
-    module.exports = function getCallers() {
-      if (getCallSites) {
-        return getCallSites().slice(2).map((callSite) => callSite.scriptName);
-      }
-      const originalPrepare = Error.prepareStackTrace;
-      Error.prepareStackTrace = noOpPrepareStackTrace;
-      const stack = new Error().stack;
-      Error.prepareStackTrace = originalPrepare;
-      if (!Array.isArray(stack)) {
-        return void 0;
-      }
-      const entries = stack.slice(2);
-      const fileNames = [];
-      for (const entry of entries) {
-        if (!entry) {
-          continue;
-        }
-        fileNames.push(entry.getFileName());
-      }
-      return fileNames;
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/@pinojs+redact@0.4.0/node_modules/@pinojs/redact/index.js
-var require_redact = __commonJS({
-  "../../node_modules/.pnpm/@pinojs+redact@0.4.0/node_modules/@pinojs/redact/index.js"(exports, module) {
-    "use strict";
-    function deepClone(obj) {
-      if (obj === null || typeof obj !== "object") {
-        return obj;
-      }
-      if (obj instanceof Date) {
-        return new Date(obj.getTime());
-      }
-      if (obj instanceof Array) {
-        const cloned = [];
-        for (let i = 0; i < obj.length; i++) {
-          cloned[i] = deepClone(obj[i]);
-        }
-        return cloned;
-      }
-      if (typeof obj === "object") {
-        const cloned = Object.create(Object.getPrototypeOf(obj));
-        for (const key in obj) {
-          if (Object.prototype.hasOwnProperty.call(obj, key)) {
-            cloned[key] = deepClone(obj[key]);
-          }
-        }
-        return cloned;
-      }
-      return obj;
-    }
-    function parsePath(path) {
-      const parts = [];
-      let current = "";
-      let inBrackets = false;
-      let inQuotes = false;
-      let quoteChar = "";
-      for (let i = 0; i < path.length; i++) {
-        const char = path[i];
-        if (!inBrackets && char === ".") {
-          if (current) {
-            parts.push(current);
-            current = "";
-          }
-        } else if (char === "[") {
-          if (current) {
-            parts.push(current);
-            current = "";
-          }
-          inBrackets = true;
-        } else if (char === "]" && inBrackets) {
-          parts.push(current);
-          current = "";
-          inBrackets = false;
-          inQuotes = false;
-        } else if ((char === '"' || char === "'") && inBrackets) {
-          if (!inQuotes) {
-            inQuotes = true;
-            quoteChar = char;
-          } else if (char === quoteChar) {
-            inQuotes = false;
-            quoteChar = "";
-          } else {
-            current += char;
-          }
-        } else {
-          current += char;
-        }
-      }
-      if (current) {
-        parts.push(current);
-      }
-      return parts;
-    }
-    function setValue(obj, parts, value) {
-      let current = obj;
-      for (let i = 0; i < parts.length - 1; i++) {
-        const key = parts[i];
-        if (typeof current !== "object" || current === null || !(key in current)) {
-          return false;
-        }
-        if (typeof current[key] !== "object" || current[key] === null) {
-          return false;
-        }
-        current = current[key];
-      }
-      const lastKey = parts[parts.length - 1];
-      if (lastKey === "*") {
-        if (Array.isArray(current)) {
-          for (let i = 0; i < current.length; i++) {
-            current[i] = value;
-          }
-        } else if (typeof current === "object" && current !== null) {
-          for (const key in current) {
-            if (Object.prototype.hasOwnProperty.call(current, key)) {
-              current[key] = value;
-            }
-          }
-        }
-      } else {
-        if (typeof current === "object" && current !== null && lastKey in current && Object.prototype.hasOwnProperty.call(current, lastKey)) {
-          current[lastKey] = value;
-        }
-      }
-      return true;
-    }
-    function removeKey(obj, parts) {
-      let current = obj;
-      for (let i = 0; i < parts.length - 1; i++) {
-        const key = parts[i];
-        if (typeof current !== "object" || current === null || !(key in current)) {
-          return false;
-        }
-        if (typeof current[key] !== "object" || current[key] === null) {
-          return false;
-        }
-        current = current[key];
-      }
-      const lastKey = parts[parts.length - 1];
-      if (lastKey === "*") {
-        if (Array.isArray(current)) {
-          for (let i = 0; i < current.length; i++) {
-            current[i] = void 0;
-          }
-        } else if (typeof current === "object" && current !== null) {
-          for (const key in current) {
-            if (Object.prototype.hasOwnProperty.call(current, key)) {
-              delete current[key];
-            }
-          }
-        }
-      } else {
-        if (typeof current === "object" && current !== null && lastKey in current && Object.prototype.hasOwnProperty.call(current, lastKey)) {
-          delete current[lastKey];
-        }
-      }
-      return true;
-    }
-    var PATH_NOT_FOUND = /* @__PURE__ */ Symbol("PATH_NOT_FOUND");
-    function getValueIfExists(obj, parts) {
-      let current = obj;
-      for (const part of parts) {
-        if (current === null || current === void 0) {
-          return PATH_NOT_FOUND;
-        }
-        if (typeof current !== "object" || current === null) {
-          return PATH_NOT_FOUND;
-        }
-        if (!(part in current)) {
-          return PATH_NOT_FOUND;
-        }
-        current = current[part];
-      }
-      return current;
-    }
-    function getValue(obj, parts) {
-      let current = obj;
-      for (const part of parts) {
-        if (current === null || current === void 0) {
-          return void 0;
-        }
-        if (typeof current !== "object" || current === null) {
-          return void 0;
-        }
-        current = current[part];
-      }
-      return current;
-    }
-    function redactPaths(obj, paths, censor, remove = false) {
-      for (const path of paths) {
-        const parts = parsePath(path);
-        if (parts.includes("*")) {
-          redactWildcardPath(obj, parts, censor, path, remove);
-        } else {
-          if (remove) {
-            removeKey(obj, parts);
-          } else {
-            const value = getValueIfExists(obj, parts);
-            if (value === PATH_NOT_FOUND) {
-              continue;
-            }
-            const actualCensor = typeof censor === "function" ? censor(value, parts) : censor;
-            setValue(obj, parts, actualCensor);
-          }
-        }
-      }
-    }
-    function redactWildcardPath(obj, parts, censor, originalPath, remove = false) {
-      const wildcardIndex = parts.indexOf("*");
-      if (wildcardIndex === parts.length - 1) {
-        const parentParts = parts.slice(0, -1);
-        let current = obj;
-        for (const part of parentParts) {
-          if (current === null || current === void 0) return;
-          if (typeof current !== "object" || current === null) return;
-          current = current[part];
-        }
-        if (Array.isArray(current)) {
-          if (remove) {
-            for (let i = 0; i < current.length; i++) {
-              current[i] = void 0;
-            }
-          } else {
-            for (let i = 0; i < current.length; i++) {
-              const indexPath = [...parentParts, i.toString()];
-              const actualCensor = typeof censor === "function" ? censor(current[i], indexPath) : censor;
-              current[i] = actualCensor;
-            }
-          }
-        } else if (typeof current === "object" && current !== null) {
-          if (remove) {
-            const keysToDelete = [];
-            for (const key in current) {
-              if (Object.prototype.hasOwnProperty.call(current, key)) {
-                keysToDelete.push(key);
-              }
-            }
-            for (const key of keysToDelete) {
-              delete current[key];
-            }
-          } else {
-            for (const key in current) {
-              const keyPath = [...parentParts, key];
-              const actualCensor = typeof censor === "function" ? censor(current[key], keyPath) : censor;
-              current[key] = actualCensor;
-            }
-          }
-        }
-      } else {
-        redactIntermediateWildcard(obj, parts, censor, wildcardIndex, originalPath, remove);
-      }
-    }
-    function redactIntermediateWildcard(obj, parts, censor, wildcardIndex, originalPath, remove = false) {
-      const beforeWildcard = parts.slice(0, wildcardIndex);
-      const afterWildcard = parts.slice(wildcardIndex + 1);
-      const pathArray = [];
-      function traverse(current, pathLength) {
-        if (pathLength === beforeWildcard.length) {
-          if (Array.isArray(current)) {
-            for (let i = 0; i < current.length; i++) {
-              pathArray[pathLength] = i.toString();
-              traverse(current[i], pathLength + 1);
-            }
-          } else if (typeof current === "object" && current !== null) {
-            for (const key in current) {
-              pathArray[pathLength] = key;
-              traverse(current[key], pathLength + 1);
-            }
-          }
-        } else if (pathLength < beforeWildcard.length) {
-          const nextKey = beforeWildcard[pathLength];
-          if (current && typeof current === "object" && current !== null && nextKey in current) {
-            pathArray[pathLength] = nextKey;
-            traverse(current[nextKey], pathLength + 1);
-          }
-        } else {
-          if (afterWildcard.includes("*")) {
-            const wrappedCensor = typeof censor === "function" ? (value, path) => {
-              const fullPath = [...pathArray.slice(0, pathLength), ...path];
-              return censor(value, fullPath);
-            } : censor;
-            redactWildcardPath(current, afterWildcard, wrappedCensor, originalPath, remove);
-          } else {
-            if (remove) {
-              removeKey(current, afterWildcard);
-            } else {
-              const actualCensor = typeof censor === "function" ? censor(getValue(current, afterWildcard), [...pathArray.slice(0, pathLength), ...afterWildcard]) : censor;
-              setValue(current, afterWildcard, actualCensor);
-            }
-          }
-        }
-      }
-      if (beforeWildcard.length === 0) {
-        traverse(obj, 0);
-      } else {
-        let current = obj;
-        for (let i = 0; i < beforeWildcard.length; i++) {
-          const part = beforeWildcard[i];
-          if (current === null || current === void 0) return;
-          if (typeof current !== "object" || current === null) return;
-          current = current[part];
-          pathArray[i] = part;
-        }
-        if (current !== null && current !== void 0) {
-          traverse(current, beforeWildcard.length);
-        }
-      }
-    }
-    function buildPathStructure(pathsToClone) {
-      if (pathsToClone.length === 0) {
-        return null;
-      }
-      const pathStructure = /* @__PURE__ */ new Map();
-      for (const path of pathsToClone) {
-        const parts = parsePath(path);
-        let current = pathStructure;
-        for (let i = 0; i < parts.length; i++) {
-          const part = parts[i];
-          if (!current.has(part)) {
-            current.set(part, /* @__PURE__ */ new Map());
-          }
-          current = current.get(part);
-        }
-      }
-      return pathStructure;
-    }
-    function selectiveClone(obj, pathStructure) {
-      if (!pathStructure) {
-        return obj;
-      }
-      function cloneSelectively(source, pathMap, depth = 0) {
-        if (!pathMap || pathMap.size === 0) {
-          return source;
-        }
-        if (source === null || typeof source !== "object") {
-          return source;
-        }
-        if (source instanceof Date) {
-          return new Date(source.getTime());
-        }
-        if (Array.isArray(source)) {
-          const cloned2 = [];
-          for (let i = 0; i < source.length; i++) {
-            const indexStr = i.toString();
-            if (pathMap.has(indexStr) || pathMap.has("*")) {
-              cloned2[i] = cloneSelectively(source[i], pathMap.get(indexStr) || pathMap.get("*"));
-            } else {
-              cloned2[i] = source[i];
-            }
-          }
-          return cloned2;
-        }
-        const cloned = Object.create(Object.getPrototypeOf(source));
-        for (const key in source) {
-          if (Object.prototype.hasOwnProperty.call(source, key)) {
-            if (pathMap.has(key) || pathMap.has("*")) {
-              cloned[key] = cloneSelectively(source[key], pathMap.get(key) || pathMap.get("*"));
-            } else {
-              cloned[key] = source[key];
-            }
-          }
-        }
-        return cloned;
-      }
-      return cloneSelectively(obj, pathStructure);
-    }
-    function validatePath(path) {
-      if (typeof path !== "string") {
-        throw new Error("Paths must be (non-empty) strings");
-      }
-      if (path === "") {
-        throw new Error("Invalid redaction path ()");
-      }
-      if (path.includes("..")) {
-        throw new Error(`Invalid redaction path (${path})`);
-      }
-      if (path.includes(",")) {
-        throw new Error(`Invalid redaction path (${path})`);
-      }
-      let bracketCount = 0;
-      let inQuotes = false;
-      let quoteChar = "";
-      for (let i = 0; i < path.length; i++) {
-        const char = path[i];
-        if ((char === '"' || char === "'") && bracketCount > 0) {
-          if (!inQuotes) {
-            inQuotes = true;
-            quoteChar = char;
-          } else if (char === quoteChar) {
-            inQuotes = false;
-            quoteChar = "";
-          }
-        } else if (char === "[" && !inQuotes) {
-          bracketCount++;
-        } else if (char === "]" && !inQuotes) {
-          bracketCount--;
-          if (bracketCount < 0) {
-            throw new Error(`Invalid redaction path (${path})`);
-          }
-        }
-      }
-      if (bracketCount !== 0) {
-        throw new Error(`Invalid redaction path (${path})`);
-      }
-    }
-    function validatePaths(paths) {
-      if (!Array.isArray(paths)) {
-        throw new TypeError("paths must be an array");
-      }
-      for (const path of paths) {
-        validatePath(path);
-      }
-    }
-    function slowRedact(options = {}) {
-      const {
-        paths = [],
-        censor = "[REDACTED]",
-        serialize = JSON.stringify,
-        strict = true,
-        remove = false
-      } = options;
-      validatePaths(paths);
-      const pathStructure = buildPathStructure(paths);
-      return function redact2(obj) {
-        if (strict && (obj === null || typeof obj !== "object")) {
-          if (obj === null || obj === void 0) {
-            return serialize ? serialize(obj) : obj;
-          }
-          if (typeof obj !== "object") {
-            return serialize ? serialize(obj) : obj;
-          }
-        }
-        const cloned = selectiveClone(obj, pathStructure);
-        const original = obj;
-        let actualCensor = censor;
-        if (typeof censor === "function") {
-          actualCensor = censor;
-        }
-        redactPaths(cloned, paths, actualCensor, remove);
-        if (serialize === false) {
-          cloned.restore = function() {
-            return deepClone(original);
-          };
-          return cloned;
-        }
-        if (typeof serialize === "function") {
-          return serialize(cloned);
-        }
-        return JSON.stringify(cloned);
-      };
-    }
-    module.exports = slowRedact;
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/symbols.js
-var require_symbols2 = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/symbols.js"(exports, module) {
-    "use strict";
-    var setLevelSym = /* @__PURE__ */ Symbol("pino.setLevel");
-    var getLevelSym = /* @__PURE__ */ Symbol("pino.getLevel");
-    var levelValSym = /* @__PURE__ */ Symbol("pino.levelVal");
-    var levelCompSym = /* @__PURE__ */ Symbol("pino.levelComp");
-    var useLevelLabelsSym = /* @__PURE__ */ Symbol("pino.useLevelLabels");
-    var useOnlyCustomLevelsSym = /* @__PURE__ */ Symbol("pino.useOnlyCustomLevels");
-    var mixinSym = /* @__PURE__ */ Symbol("pino.mixin");
-    var lsCacheSym = /* @__PURE__ */ Symbol("pino.lsCache");
-    var chindingsSym = /* @__PURE__ */ Symbol("pino.chindings");
-    var asJsonSym = /* @__PURE__ */ Symbol("pino.asJson");
-    var writeSym = /* @__PURE__ */ Symbol("pino.write");
-    var redactFmtSym = /* @__PURE__ */ Symbol("pino.redactFmt");
-    var timeSym = /* @__PURE__ */ Symbol("pino.time");
-    var timeSliceIndexSym = /* @__PURE__ */ Symbol("pino.timeSliceIndex");
-    var streamSym = /* @__PURE__ */ Symbol("pino.stream");
-    var stringifySym = /* @__PURE__ */ Symbol("pino.stringify");
-    var stringifySafeSym = /* @__PURE__ */ Symbol("pino.stringifySafe");
-    var stringifiersSym = /* @__PURE__ */ Symbol("pino.stringifiers");
-    var endSym = /* @__PURE__ */ Symbol("pino.end");
-    var formatOptsSym = /* @__PURE__ */ Symbol("pino.formatOpts");
-    var messageKeySym = /* @__PURE__ */ Symbol("pino.messageKey");
-    var errorKeySym = /* @__PURE__ */ Symbol("pino.errorKey");
-    var nestedKeySym = /* @__PURE__ */ Symbol("pino.nestedKey");
-    var nestedKeyStrSym = /* @__PURE__ */ Symbol("pino.nestedKeyStr");
-    var mixinMergeStrategySym = /* @__PURE__ */ Symbol("pino.mixinMergeStrategy");
-    var msgPrefixSym = /* @__PURE__ */ Symbol("pino.msgPrefix");
-    var wildcardFirstSym = /* @__PURE__ */ Symbol("pino.wildcardFirst");
-    var serializersSym = /* @__PURE__ */ Symbol.for("pino.serializers");
-    var formattersSym = /* @__PURE__ */ Symbol.for("pino.formatters");
-    var hooksSym = /* @__PURE__ */ Symbol.for("pino.hooks");
-    var needsMetadataGsym = /* @__PURE__ */ Symbol.for("pino.metadata");
-    var transportUsesMultistreamSym = /* @__PURE__ */ Symbol.for("pino.transport.usesMultistream");
-    module.exports = {
-      setLevelSym,
-      getLevelSym,
-      levelValSym,
-      levelCompSym,
-      useLevelLabelsSym,
-      mixinSym,
-      lsCacheSym,
-      chindingsSym,
-      asJsonSym,
-      writeSym,
-      serializersSym,
-      redactFmtSym,
-      timeSym,
-      timeSliceIndexSym,
-      streamSym,
-      stringifySym,
-      stringifySafeSym,
-      stringifiersSym,
-      endSym,
-      formatOptsSym,
-      messageKeySym,
-      errorKeySym,
-      nestedKeySym,
-      wildcardFirstSym,
-      needsMetadataGsym,
-      useOnlyCustomLevelsSym,
-      formattersSym,
-      hooksSym,
-      nestedKeyStrSym,
-      mixinMergeStrategySym,
-      msgPrefixSym,
-      transportUsesMultistreamSym
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/redaction.js
-var require_redaction = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/redaction.js"(exports, module) {
-    "use strict";
-    var Redact = require_redact();
-    var { redactFmtSym, wildcardFirstSym } = require_symbols2();
-    var rx = /[^.[\]]+|\[([^[\]]*?)\]/g;
-    var CENSOR = "[Redacted]";
-    var strict = false;
-    function redaction(opts, serialize) {
-      const { paths, censor, remove } = handle(opts);
-      const shape = paths.reduce((o, str2) => {
-        rx.lastIndex = 0;
-        const first = rx.exec(str2);
-        const next = rx.exec(str2);
-        let ns = first[1] !== void 0 ? first[1].replace(/^(?:"|'|`)(.*)(?:"|'|`)$/, "$1") : first[0];
-        if (ns === "*") {
-          ns = wildcardFirstSym;
-        }
-        if (next === null) {
-          o[ns] = null;
-          return o;
-        }
-        if (o[ns] === null) {
-          return o;
-        }
-        const { index } = next;
-        const nextPath = `${str2.substr(index, str2.length - 1)}`;
-        o[ns] = o[ns] || [];
-        if (ns !== wildcardFirstSym && o[ns].length === 0) {
-          o[ns].push(...o[wildcardFirstSym] || []);
-        }
-        if (ns === wildcardFirstSym) {
-          Object.keys(o).forEach(function(k) {
-            if (o[k]) {
-              o[k].push(nextPath);
-            }
-          });
-        }
-        o[ns].push(nextPath);
-        return o;
-      }, /* @__PURE__ */ Object.create(null));
-      const result = Object.assign(/* @__PURE__ */ Object.create(null), {
-        [redactFmtSym]: Redact({ paths, censor, serialize, strict, remove })
-      });
-      const topCensor = (...args) => {
-        return typeof censor === "function" ? serialize(censor(...args)) : serialize(censor);
-      };
-      return [...Object.keys(shape), ...Object.getOwnPropertySymbols(shape)].reduce((o, k) => {
-        if (shape[k] === null) {
-          o[k] = (value) => topCensor(value, [k]);
-        } else {
-          const wrappedCensor = typeof censor === "function" ? (value, path) => {
-            return censor(value, [k, ...path]);
-          } : censor;
-          o[k] = Redact({
-            paths: shape[k],
-            censor: wrappedCensor,
-            serialize,
-            strict,
-            remove
-          });
-        }
-        return o;
-      }, result);
-    }
-    function handle(opts) {
-      if (Array.isArray(opts)) {
-        opts = { paths: opts, censor: CENSOR };
-        return opts;
-      }
-      let { paths, censor = CENSOR, remove } = opts;
-      if (Array.isArray(paths) === false) {
-        throw Error("pino \u2013 redact must contain an array of strings");
-      }
-      if (remove === true) censor = void 0;
-      return { paths, censor, remove };
-    }
-    module.exports = redaction;
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/time.js
-var require_time = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/time.js"(exports, module) {
-    "use strict";
-    var nullTime = () => "";
-    var epochTime = () => `,"time":${Date.now()}`;
-    var unixTime = () => `,"time":${Math.round(Date.now() / 1e3)}`;
-    var isoTime = () => `,"time":"${new Date(Date.now()).toISOString()}"`;
-    var NS_PER_MS = 1000000n;
-    var NS_PER_SEC = 1000000000n;
-    var startWallTimeNs = BigInt(Date.now()) * NS_PER_MS;
-    var startHrTime = process.hrtime.bigint();
-    var isoTimeNano = () => {
-      const elapsedNs = process.hrtime.bigint() - startHrTime;
-      const currentTimeNs = startWallTimeNs + elapsedNs;
-      const secondsSinceEpoch = currentTimeNs / NS_PER_SEC;
-      const nanosWithinSecond = currentTimeNs % NS_PER_SEC;
-      const msSinceEpoch = Number(secondsSinceEpoch * 1000n + nanosWithinSecond / 1000000n);
-      const date5 = new Date(msSinceEpoch);
-      const year = date5.getUTCFullYear();
-      const month = (date5.getUTCMonth() + 1).toString().padStart(2, "0");
-      const day = date5.getUTCDate().toString().padStart(2, "0");
-      const hours = date5.getUTCHours().toString().padStart(2, "0");
-      const minutes = date5.getUTCMinutes().toString().padStart(2, "0");
-      const seconds = date5.getUTCSeconds().toString().padStart(2, "0");
-      return `,"time":"${year}-${month}-${day}T${hours}:${minutes}:${seconds}.${nanosWithinSecond.toString().padStart(9, "0")}Z"`;
-    };
-    module.exports = { nullTime, epochTime, unixTime, isoTime, isoTimeNano };
-  }
-});
-
-// ../../node_modules/.pnpm/quick-format-unescaped@4.0.4/node_modules/quick-format-unescaped/index.js
-var require_quick_format_unescaped = __commonJS({
-  "../../node_modules/.pnpm/quick-format-unescaped@4.0.4/node_modules/quick-format-unescaped/index.js"(exports, module) {
-    "use strict";
-    function tryStringify(o) {
-      try {
-        return JSON.stringify(o);
-      } catch (e) {
-        return '"[Circular]"';
-      }
-    }
-    module.exports = format;
-    function format(f, args, opts) {
-      var ss = opts && opts.stringify || tryStringify;
-      var offset = 1;
-      if (typeof f === "object" && f !== null) {
-        var len = args.length + offset;
-        if (len === 1) return f;
-        var objects = new Array(len);
-        objects[0] = ss(f);
-        for (var index = 1; index < len; index++) {
-          objects[index] = ss(args[index]);
-        }
-        return objects.join(" ");
-      }
-      if (typeof f !== "string") {
-        return f;
-      }
-      var argLen = args.length;
-      if (argLen === 0) return f;
-      var str2 = "";
-      var a = 1 - offset;
-      var lastPos = -1;
-      var flen = f && f.length || 0;
-      for (var i = 0; i < flen; ) {
-        if (f.charCodeAt(i) === 37 && i + 1 < flen) {
-          lastPos = lastPos > -1 ? lastPos : 0;
-          switch (f.charCodeAt(i + 1)) {
-            case 100:
-            // 'd'
-            case 102:
-              if (a >= argLen)
-                break;
-              if (args[a] == null) break;
-              if (lastPos < i)
-                str2 += f.slice(lastPos, i);
-              str2 += Number(args[a]);
-              lastPos = i + 2;
-              i++;
-              break;
-            case 105:
-              if (a >= argLen)
-                break;
-              if (args[a] == null) break;
-              if (lastPos < i)
-                str2 += f.slice(lastPos, i);
-              str2 += Math.floor(Number(args[a]));
-              lastPos = i + 2;
-              i++;
-              break;
-            case 79:
-            // 'O'
-            case 111:
-            // 'o'
-            case 106:
-              if (a >= argLen)
-                break;
-              if (args[a] === void 0) break;
-              if (lastPos < i)
-                str2 += f.slice(lastPos, i);
-              var type = typeof args[a];
-              if (type === "string") {
-                str2 += "'" + args[a] + "'";
-                lastPos = i + 2;
-                i++;
-                break;
-              }
-              if (type === "function") {
-                str2 += args[a].name || "<anonymous>";
-                lastPos = i + 2;
-                i++;
-                break;
-              }
-              str2 += ss(args[a]);
-              lastPos = i + 2;
-              i++;
-              break;
-            case 115:
-              if (a >= argLen)
-                break;
-              if (lastPos < i)
-                str2 += f.slice(lastPos, i);
-              str2 += String(args[a]);
-              lastPos = i + 2;
-              i++;
-              break;
-            case 37:
-              if (lastPos < i)
-                str2 += f.slice(lastPos, i);
-              str2 += "%";
-              lastPos = i + 2;
-              i++;
-              a--;
-              break;
-          }
-          ++a;
-        }
-        ++i;
-      }
-      if (lastPos === -1)
-        return f;
-      else if (lastPos < flen) {
-        str2 += f.slice(lastPos);
-      }
-      return str2;
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/atomic-sleep@1.0.0/node_modules/atomic-sleep/index.js
-var require_atomic_sleep = __commonJS({
-  "../../node_modules/.pnpm/atomic-sleep@1.0.0/node_modules/atomic-sleep/index.js"(exports, module) {
-    "use strict";
-    if (typeof SharedArrayBuffer !== "undefined" && typeof Atomics !== "undefined") {
-      let sleep3 = function(ms) {
-        const valid = ms > 0 && ms < Infinity;
-        if (valid === false) {
-          if (typeof ms !== "number" && typeof ms !== "bigint") {
-            throw TypeError("sleep: ms must be a number");
-          }
-          throw RangeError("sleep: ms must be a number that is greater than 0 but less than Infinity");
-        }
-        Atomics.wait(nil, 0, 0, Number(ms));
-      };
-      const nil = new Int32Array(new SharedArrayBuffer(4));
-      module.exports = sleep3;
-    } else {
-      let sleep3 = function(ms) {
-        const valid = ms > 0 && ms < Infinity;
-        if (valid === false) {
-          if (typeof ms !== "number" && typeof ms !== "bigint") {
-            throw TypeError("sleep: ms must be a number");
-          }
-          throw RangeError("sleep: ms must be a number that is greater than 0 but less than Infinity");
-        }
-        const target = Date.now() + Number(ms);
-        while (target > Date.now()) {
-        }
-      };
-      module.exports = sleep3;
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/sonic-boom@4.2.1/node_modules/sonic-boom/index.js
-var require_sonic_boom = __commonJS({
-  "../../node_modules/.pnpm/sonic-boom@4.2.1/node_modules/sonic-boom/index.js"(exports, module) {
-    "use strict";
-    var fs = __require("fs");
-    var EventEmitter3 = __require("events");
-    var inherits = __require("util").inherits;
-    var path = __require("path");
-    var sleep3 = require_atomic_sleep();
-    var assert2 = __require("assert");
-    var BUSY_WRITE_TIMEOUT = 100;
-    var kEmptyBuffer = Buffer.allocUnsafe(0);
-    var MAX_WRITE = 16 * 1024;
-    var kContentModeBuffer = "buffer";
-    var kContentModeUtf8 = "utf8";
-    var [major, minor] = (process.versions.node || "0.0").split(".").map(Number);
-    var kCopyBuffer = major >= 22 && minor >= 7;
-    function openFile(file2, sonic) {
-      sonic._opening = true;
-      sonic._writing = true;
-      sonic._asyncDrainScheduled = false;
-      function fileOpened(err, fd) {
-        if (err) {
-          sonic._reopening = false;
-          sonic._writing = false;
-          sonic._opening = false;
-          if (sonic.sync) {
-            process.nextTick(() => {
-              if (sonic.listenerCount("error") > 0) {
-                sonic.emit("error", err);
-              }
-            });
-          } else {
-            sonic.emit("error", err);
-          }
-          return;
-        }
-        const reopening = sonic._reopening;
-        sonic.fd = fd;
-        sonic.file = file2;
-        sonic._reopening = false;
-        sonic._opening = false;
-        sonic._writing = false;
-        if (sonic.sync) {
-          process.nextTick(() => sonic.emit("ready"));
-        } else {
-          sonic.emit("ready");
-        }
-        if (sonic.destroyed) {
-          return;
-        }
-        if (!sonic._writing && sonic._len > sonic.minLength || sonic._flushPending) {
-          sonic._actualWrite();
-        } else if (reopening) {
-          process.nextTick(() => sonic.emit("drain"));
-        }
-      }
-      const flags = sonic.append ? "a" : "w";
-      const mode = sonic.mode;
-      if (sonic.sync) {
-        try {
-          if (sonic.mkdir) fs.mkdirSync(path.dirname(file2), { recursive: true });
-          const fd = fs.openSync(file2, flags, mode);
-          fileOpened(null, fd);
-        } catch (err) {
-          fileOpened(err);
-          throw err;
-        }
-      } else if (sonic.mkdir) {
-        fs.mkdir(path.dirname(file2), { recursive: true }, (err) => {
-          if (err) return fileOpened(err);
-          fs.open(file2, flags, mode, fileOpened);
-        });
-      } else {
-        fs.open(file2, flags, mode, fileOpened);
-      }
-    }
-    function SonicBoom(opts) {
-      if (!(this instanceof SonicBoom)) {
-        return new SonicBoom(opts);
-      }
-      let { fd, dest, minLength, maxLength, maxWrite, periodicFlush, sync, append = true, mkdir: mkdir3, retryEAGAIN, fsync, contentMode, mode } = opts || {};
-      fd = fd || dest;
-      this._len = 0;
-      this.fd = -1;
-      this._bufs = [];
-      this._lens = [];
-      this._writing = false;
-      this._ending = false;
-      this._reopening = false;
-      this._asyncDrainScheduled = false;
-      this._flushPending = false;
-      this._hwm = Math.max(minLength || 0, 16387);
-      this.file = null;
-      this.destroyed = false;
-      this.minLength = minLength || 0;
-      this.maxLength = maxLength || 0;
-      this.maxWrite = maxWrite || MAX_WRITE;
-      this._periodicFlush = periodicFlush || 0;
-      this._periodicFlushTimer = void 0;
-      this.sync = sync || false;
-      this.writable = true;
-      this._fsync = fsync || false;
-      this.append = append || false;
-      this.mode = mode;
-      this.retryEAGAIN = retryEAGAIN || (() => true);
-      this.mkdir = mkdir3 || false;
-      let fsWriteSync;
-      let fsWrite;
-      if (contentMode === kContentModeBuffer) {
-        this._writingBuf = kEmptyBuffer;
-        this.write = writeBuffer;
-        this.flush = flushBuffer;
-        this.flushSync = flushBufferSync;
-        this._actualWrite = actualWriteBuffer;
-        fsWriteSync = () => fs.writeSync(this.fd, this._writingBuf);
-        fsWrite = () => fs.write(this.fd, this._writingBuf, this.release);
-      } else if (contentMode === void 0 || contentMode === kContentModeUtf8) {
-        this._writingBuf = "";
-        this.write = write;
-        this.flush = flush;
-        this.flushSync = flushSync;
-        this._actualWrite = actualWrite;
-        fsWriteSync = () => {
-          if (Buffer.isBuffer(this._writingBuf)) {
-            return fs.writeSync(this.fd, this._writingBuf);
-          }
-          return fs.writeSync(this.fd, this._writingBuf, "utf8");
-        };
-        fsWrite = () => {
-          if (Buffer.isBuffer(this._writingBuf)) {
-            return fs.write(this.fd, this._writingBuf, this.release);
-          }
-          return fs.write(this.fd, this._writingBuf, "utf8", this.release);
-        };
-      } else {
-        throw new Error(`SonicBoom supports "${kContentModeUtf8}" and "${kContentModeBuffer}", but passed ${contentMode}`);
-      }
-      if (typeof fd === "number") {
-        this.fd = fd;
-        process.nextTick(() => this.emit("ready"));
-      } else if (typeof fd === "string") {
-        openFile(fd, this);
-      } else {
-        throw new Error("SonicBoom supports only file descriptors and files");
-      }
-      if (this.minLength >= this.maxWrite) {
-        throw new Error(`minLength should be smaller than maxWrite (${this.maxWrite})`);
-      }
-      this.release = (err, n2) => {
-        if (err) {
-          if ((err.code === "EAGAIN" || err.code === "EBUSY") && this.retryEAGAIN(err, this._writingBuf.length, this._len - this._writingBuf.length)) {
-            if (this.sync) {
-              try {
-                sleep3(BUSY_WRITE_TIMEOUT);
-                this.release(void 0, 0);
-              } catch (err2) {
-                this.release(err2);
-              }
-            } else {
-              setTimeout(fsWrite, BUSY_WRITE_TIMEOUT);
-            }
-          } else {
-            this._writing = false;
-            this.emit("error", err);
-          }
-          return;
-        }
-        this.emit("write", n2);
-        const releasedBufObj = releaseWritingBuf(this._writingBuf, this._len, n2);
-        this._len = releasedBufObj.len;
-        this._writingBuf = releasedBufObj.writingBuf;
-        if (this._writingBuf.length) {
-          if (!this.sync) {
-            fsWrite();
-            return;
-          }
-          try {
-            do {
-              const n3 = fsWriteSync();
-              const releasedBufObj2 = releaseWritingBuf(this._writingBuf, this._len, n3);
-              this._len = releasedBufObj2.len;
-              this._writingBuf = releasedBufObj2.writingBuf;
-            } while (this._writingBuf.length);
-          } catch (err2) {
-            this.release(err2);
-            return;
-          }
-        }
-        if (this._fsync) {
-          fs.fsyncSync(this.fd);
-        }
-        const len = this._len;
-        if (this._reopening) {
-          this._writing = false;
-          this._reopening = false;
-          this.reopen();
-        } else if (len > this.minLength) {
-          this._actualWrite();
-        } else if (this._ending) {
-          if (len > 0) {
-            this._actualWrite();
-          } else {
-            this._writing = false;
-            actualClose(this);
-          }
-        } else {
-          this._writing = false;
-          if (this.sync) {
-            if (!this._asyncDrainScheduled) {
-              this._asyncDrainScheduled = true;
-              process.nextTick(emitDrain, this);
-            }
-          } else {
-            this.emit("drain");
-          }
-        }
-      };
-      this.on("newListener", function(name) {
-        if (name === "drain") {
-          this._asyncDrainScheduled = false;
-        }
-      });
-      if (this._periodicFlush !== 0) {
-        this._periodicFlushTimer = setInterval(() => this.flush(null), this._periodicFlush);
-        this._periodicFlushTimer.unref();
-      }
-    }
-    function releaseWritingBuf(writingBuf, len, n2) {
-      if (typeof writingBuf === "string") {
-        writingBuf = Buffer.from(writingBuf);
-      }
-      len = Math.max(len - n2, 0);
-      writingBuf = writingBuf.subarray(n2);
-      return { writingBuf, len };
-    }
-    function emitDrain(sonic) {
-      const hasListeners = sonic.listenerCount("drain") > 0;
-      if (!hasListeners) return;
-      sonic._asyncDrainScheduled = false;
-      sonic.emit("drain");
-    }
-    inherits(SonicBoom, EventEmitter3);
-    function mergeBuf(bufs, len) {
-      if (bufs.length === 0) {
-        return kEmptyBuffer;
-      }
-      if (bufs.length === 1) {
-        return bufs[0];
-      }
-      return Buffer.concat(bufs, len);
-    }
-    function write(data) {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      data = "" + data;
-      const dataLen = Buffer.byteLength(data);
-      const len = this._len + dataLen;
-      const bufs = this._bufs;
-      if (this.maxLength && len > this.maxLength) {
-        this.emit("drop", data);
-        return this._len < this._hwm;
-      }
-      if (bufs.length === 0 || Buffer.byteLength(bufs[bufs.length - 1]) + dataLen > this.maxWrite) {
-        bufs.push(data);
-      } else {
-        bufs[bufs.length - 1] += data;
-      }
-      this._len = len;
-      if (!this._writing && this._len >= this.minLength) {
-        this._actualWrite();
-      }
-      return this._len < this._hwm;
-    }
-    function writeBuffer(data) {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      const len = this._len + data.length;
-      const bufs = this._bufs;
-      const lens = this._lens;
-      if (this.maxLength && len > this.maxLength) {
-        this.emit("drop", data);
-        return this._len < this._hwm;
-      }
-      if (bufs.length === 0 || lens[lens.length - 1] + data.length > this.maxWrite) {
-        bufs.push([data]);
-        lens.push(data.length);
-      } else {
-        bufs[bufs.length - 1].push(data);
-        lens[lens.length - 1] += data.length;
-      }
-      this._len = len;
-      if (!this._writing && this._len >= this.minLength) {
-        this._actualWrite();
-      }
-      return this._len < this._hwm;
-    }
-    function callFlushCallbackOnDrain(cb) {
-      this._flushPending = true;
-      const onDrain = () => {
-        if (!this._fsync) {
-          try {
-            fs.fsync(this.fd, (err) => {
-              this._flushPending = false;
-              cb(err);
-            });
-          } catch (err) {
-            cb(err);
-          }
-        } else {
-          this._flushPending = false;
-          cb();
-        }
-        this.off("error", onError);
-      };
-      const onError = (err) => {
-        this._flushPending = false;
-        cb(err);
-        this.off("drain", onDrain);
-      };
-      this.once("drain", onDrain);
-      this.once("error", onError);
-    }
-    function flush(cb) {
-      if (cb != null && typeof cb !== "function") {
-        throw new Error("flush cb must be a function");
-      }
-      if (this.destroyed) {
-        const error62 = new Error("SonicBoom destroyed");
-        if (cb) {
-          cb(error62);
-          return;
-        }
-        throw error62;
-      }
-      if (this.minLength <= 0) {
-        cb?.();
-        return;
-      }
-      if (cb) {
-        callFlushCallbackOnDrain.call(this, cb);
-      }
-      if (this._writing) {
-        return;
-      }
-      if (this._bufs.length === 0) {
-        this._bufs.push("");
-      }
-      this._actualWrite();
-    }
-    function flushBuffer(cb) {
-      if (cb != null && typeof cb !== "function") {
-        throw new Error("flush cb must be a function");
-      }
-      if (this.destroyed) {
-        const error62 = new Error("SonicBoom destroyed");
-        if (cb) {
-          cb(error62);
-          return;
-        }
-        throw error62;
-      }
-      if (this.minLength <= 0) {
-        cb?.();
-        return;
-      }
-      if (cb) {
-        callFlushCallbackOnDrain.call(this, cb);
-      }
-      if (this._writing) {
-        return;
-      }
-      if (this._bufs.length === 0) {
-        this._bufs.push([]);
-        this._lens.push(0);
-      }
-      this._actualWrite();
-    }
-    SonicBoom.prototype.reopen = function(file2) {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      if (this._opening) {
-        this.once("ready", () => {
-          this.reopen(file2);
-        });
-        return;
-      }
-      if (this._ending) {
-        return;
-      }
-      if (!this.file) {
-        throw new Error("Unable to reopen a file descriptor, you must pass a file to SonicBoom");
-      }
-      if (file2) {
-        this.file = file2;
-      }
-      this._reopening = true;
-      if (this._writing) {
-        return;
-      }
-      const fd = this.fd;
-      this.once("ready", () => {
-        if (fd !== this.fd) {
-          fs.close(fd, (err) => {
-            if (err) {
-              return this.emit("error", err);
-            }
-          });
-        }
-      });
-      openFile(this.file, this);
-    };
-    SonicBoom.prototype.end = function() {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      if (this._opening) {
-        this.once("ready", () => {
-          this.end();
-        });
-        return;
-      }
-      if (this._ending) {
-        return;
-      }
-      this._ending = true;
-      if (this._writing) {
-        return;
-      }
-      if (this._len > 0 && this.fd >= 0) {
-        this._actualWrite();
-      } else {
-        actualClose(this);
-      }
-    };
-    function flushSync() {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      if (this.fd < 0) {
-        throw new Error("sonic boom is not ready yet");
-      }
-      if (!this._writing && this._writingBuf.length > 0) {
-        this._bufs.unshift(this._writingBuf);
-        this._writingBuf = "";
-      }
-      let buf = "";
-      while (this._bufs.length || buf.length) {
-        if (buf.length <= 0) {
-          buf = this._bufs[0];
-        }
-        try {
-          const n2 = Buffer.isBuffer(buf) ? fs.writeSync(this.fd, buf) : fs.writeSync(this.fd, buf, "utf8");
-          const releasedBufObj = releaseWritingBuf(buf, this._len, n2);
-          buf = releasedBufObj.writingBuf;
-          this._len = releasedBufObj.len;
-          if (buf.length <= 0) {
-            this._bufs.shift();
-          }
-        } catch (err) {
-          const shouldRetry = err.code === "EAGAIN" || err.code === "EBUSY";
-          if (shouldRetry && !this.retryEAGAIN(err, buf.length, this._len - buf.length)) {
-            throw err;
-          }
-          sleep3(BUSY_WRITE_TIMEOUT);
-        }
-      }
-      try {
-        fs.fsyncSync(this.fd);
-      } catch {
-      }
-    }
-    function flushBufferSync() {
-      if (this.destroyed) {
-        throw new Error("SonicBoom destroyed");
-      }
-      if (this.fd < 0) {
-        throw new Error("sonic boom is not ready yet");
-      }
-      if (!this._writing && this._writingBuf.length > 0) {
-        this._bufs.unshift([this._writingBuf]);
-        this._writingBuf = kEmptyBuffer;
-      }
-      let buf = kEmptyBuffer;
-      while (this._bufs.length || buf.length) {
-        if (buf.length <= 0) {
-          buf = mergeBuf(this._bufs[0], this._lens[0]);
-        }
-        try {
-          const n2 = fs.writeSync(this.fd, buf);
-          buf = buf.subarray(n2);
-          this._len = Math.max(this._len - n2, 0);
-          if (buf.length <= 0) {
-            this._bufs.shift();
-            this._lens.shift();
-          }
-        } catch (err) {
-          const shouldRetry = err.code === "EAGAIN" || err.code === "EBUSY";
-          if (shouldRetry && !this.retryEAGAIN(err, buf.length, this._len - buf.length)) {
-            throw err;
-          }
-          sleep3(BUSY_WRITE_TIMEOUT);
-        }
-      }
-    }
-    SonicBoom.prototype.destroy = function() {
-      if (this.destroyed) {
-        return;
-      }
-      actualClose(this);
-    };
-    function actualWrite() {
-      const release = this.release;
-      this._writing = true;
-      this._writingBuf = this._writingBuf.length ? this._writingBuf : this._bufs.shift() || "";
-      if (this.sync) {
-        try {
-          const written = Buffer.isBuffer(this._writingBuf) ? fs.writeSync(this.fd, this._writingBuf) : fs.writeSync(this.fd, this._writingBuf, "utf8");
-          release(null, written);
-        } catch (err) {
-          release(err);
-        }
-      } else {
-        fs.write(this.fd, this._writingBuf, release);
-      }
-    }
-    function actualWriteBuffer() {
-      const release = this.release;
-      this._writing = true;
-      this._writingBuf = this._writingBuf.length ? this._writingBuf : mergeBuf(this._bufs.shift(), this._lens.shift());
-      if (this.sync) {
-        try {
-          const written = fs.writeSync(this.fd, this._writingBuf);
-          release(null, written);
-        } catch (err) {
-          release(err);
-        }
-      } else {
-        if (kCopyBuffer) {
-          this._writingBuf = Buffer.from(this._writingBuf);
-        }
-        fs.write(this.fd, this._writingBuf, release);
-      }
-    }
-    function actualClose(sonic) {
-      if (sonic.fd === -1) {
-        sonic.once("ready", actualClose.bind(null, sonic));
-        return;
-      }
-      if (sonic._periodicFlushTimer !== void 0) {
-        clearInterval(sonic._periodicFlushTimer);
-      }
-      sonic.destroyed = true;
-      sonic._bufs = [];
-      sonic._lens = [];
-      assert2(typeof sonic.fd === "number", `sonic.fd must be a number, got ${typeof sonic.fd}`);
-      try {
-        fs.fsync(sonic.fd, closeWrapped);
-      } catch {
-      }
-      function closeWrapped() {
-        if (sonic.fd !== 1 && sonic.fd !== 2) {
-          fs.close(sonic.fd, done);
-        } else {
-          done();
-        }
-      }
-      function done(err) {
-        if (err) {
-          sonic.emit("error", err);
-          return;
-        }
-        if (sonic._ending && !sonic._writing) {
-          sonic.emit("finish");
-        }
-        sonic.emit("close");
-      }
-    }
-    SonicBoom.SonicBoom = SonicBoom;
-    SonicBoom.default = SonicBoom;
-    module.exports = SonicBoom;
-  }
-});
-
-// ../../node_modules/.pnpm/on-exit-leak-free@2.1.2/node_modules/on-exit-leak-free/index.js
-var require_on_exit_leak_free = __commonJS({
-  "../../node_modules/.pnpm/on-exit-leak-free@2.1.2/node_modules/on-exit-leak-free/index.js"(exports, module) {
-    "use strict";
-    var refs = {
-      exit: [],
-      beforeExit: []
-    };
-    var functions = {
-      exit: onExit,
-      beforeExit: onBeforeExit
-    };
-    var registry2;
-    function ensureRegistry() {
-      if (registry2 === void 0) {
-        registry2 = new FinalizationRegistry(clear);
-      }
-    }
-    function install(event) {
-      if (refs[event].length > 0) {
-        return;
-      }
-      process.on(event, functions[event]);
-    }
-    function uninstall(event) {
-      if (refs[event].length > 0) {
-        return;
-      }
-      process.removeListener(event, functions[event]);
-      if (refs.exit.length === 0 && refs.beforeExit.length === 0) {
-        registry2 = void 0;
-      }
-    }
-    function onExit() {
-      callRefs("exit");
-    }
-    function onBeforeExit() {
-      callRefs("beforeExit");
-    }
-    function callRefs(event) {
-      for (const ref of refs[event]) {
-        const obj = ref.deref();
-        const fn = ref.fn;
-        if (obj !== void 0) {
-          fn(obj, event);
-        }
-      }
-      refs[event] = [];
-    }
-    function clear(ref) {
-      for (const event of ["exit", "beforeExit"]) {
-        const index = refs[event].indexOf(ref);
-        refs[event].splice(index, index + 1);
-        uninstall(event);
-      }
-    }
-    function _register(event, obj, fn) {
-      if (obj === void 0) {
-        throw new Error("the object can't be undefined");
-      }
-      install(event);
-      const ref = new WeakRef(obj);
-      ref.fn = fn;
-      ensureRegistry();
-      registry2.register(obj, ref);
-      refs[event].push(ref);
-    }
-    function register(obj, fn) {
-      _register("exit", obj, fn);
-    }
-    function registerBeforeExit(obj, fn) {
-      _register("beforeExit", obj, fn);
-    }
-    function unregister(obj) {
-      if (registry2 === void 0) {
-        return;
-      }
-      registry2.unregister(obj);
-      for (const event of ["exit", "beforeExit"]) {
-        refs[event] = refs[event].filter((ref) => {
-          const _obj = ref.deref();
-          return _obj && _obj !== obj;
-        });
-        uninstall(event);
-      }
-    }
-    module.exports = {
-      register,
-      registerBeforeExit,
-      unregister
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/package.json
-var require_package = __commonJS({
-  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/package.json"(exports, module) {
-    module.exports = {
-      name: "thread-stream",
-      version: "4.2.1",
-      description: "A streaming way to send data to a Node.js Worker Thread",
-      main: "index.js",
-      types: "index.d.ts",
-      engines: {
-        node: ">=20"
-      },
-      dependencies: {
-        "real-require": "^1.0.0"
-      },
-      devDependencies: {
-        "@types/node": "^26.1.1",
-        "@yao-pkg/pkg": "^6.0.0",
-        borp: "^1.0.0",
-        desm: "^1.3.0",
-        eslint: "^9.39.1",
-        fastbench: "^1.0.1",
-        neostandard: "^0.13.0",
-        "pino-elasticsearch": "^9.0.0",
-        "sonic-boom": "^5.0.0",
-        "ts-node": "^10.8.0",
-        tsd: "^0.33.0",
-        typescript: "~5.7.3"
-      },
-      scripts: {
-        build: "tsc --noEmit",
-        lint: "eslint",
-        test: 'npm run lint && npm run build && npm run test:types && npm run transpile && borp --expose-gc --pattern "test/*.test.{js,mjs}"',
-        "test:ci": 'npm run lint && npm run test:types && npm run transpile && borp --expose-gc --pattern "test/*.test.{js,mjs}"',
-        "test:types": "tsd",
-        "test:yarn": 'npm run transpile && borp --expose-gc --pattern "test/*.test.js"',
-        transpile: "sh ./test/ts/transpile.sh"
-      },
-      tsd: {
-        directory: "test/types"
-      },
-      repository: {
-        type: "git",
-        url: "git+https://github.com/mcollina/thread-stream.git"
-      },
-      keywords: [
-        "worker",
-        "thread",
-        "threads",
-        "stream"
-      ],
-      author: "Matteo Collina <hello@matteocollina.com>",
-      license: "MIT",
-      bugs: {
-        url: "https://github.com/mcollina/thread-stream/issues"
-      },
-      homepage: "https://github.com/mcollina/thread-stream#readme"
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/wait.js
-var require_wait = __commonJS({
-  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/wait.js"(exports, module) {
-    "use strict";
-    var WAIT_MS = 1e4;
-    function wait(state, index, expected, timeout2, done) {
-      const max = timeout2 === Infinity ? Infinity : Date.now() + timeout2;
-      const check2 = (previous) => {
-        const current = Atomics.load(state, index);
-        if (current >= expected) {
-          done(null, "ok");
-          return;
-        }
-        if (previous !== void 0 && current !== previous) {
-          done(null, "not-equal");
-          return;
-        }
-        if (max !== Infinity && Date.now() > max) {
-          done(null, "timed-out");
-          return;
-        }
-        const remaining = max === Infinity ? WAIT_MS : Math.min(WAIT_MS, Math.max(1, max - Date.now()));
-        const result = Atomics.waitAsync(state, index, current, remaining);
-        if (result.async) {
-          result.value.then((res) => {
-            if (res === "ok") {
-              const latest = Atomics.load(state, index);
-              done(null, latest >= expected ? "ok" : "not-equal");
-              return;
-            }
-            check2(current);
-          });
-        } else {
-          setImmediate(done, null, "not-equal");
-        }
-      };
-      check2();
-    }
-    function waitDiff(state, index, expected, timeout2, done) {
-      const max = timeout2 === Infinity ? Infinity : Date.now() + timeout2;
-      const check2 = () => {
-        const current = Atomics.load(state, index);
-        if (current !== expected) {
-          done(null, "ok");
-          return;
-        }
-        if (max !== Infinity && Date.now() > max) {
-          done(null, "timed-out");
-          return;
-        }
-        const remaining = max === Infinity ? WAIT_MS : Math.min(WAIT_MS, Math.max(1, max - Date.now()));
-        const result = Atomics.waitAsync(state, index, expected, remaining);
-        if (result.async) {
-          result.value.then((res) => {
-            if (res === "ok") {
-              done(null, "ok");
-              return;
-            }
-            check2();
-          });
-        } else {
-          setImmediate(check2);
-        }
-      };
-      check2();
-    }
-    module.exports = { wait, waitDiff };
-  }
-});
-
-// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/indexes.js
-var require_indexes = __commonJS({
-  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/lib/indexes.js"(exports, module) {
-    "use strict";
-    var SEQ_INDEX = 2;
-    var WRITE_INDEX = 4;
-    var READ_INDEX = 8;
-    module.exports = {
-      WRITE_INDEX,
-      READ_INDEX,
-      SEQ_INDEX
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/index.js
-var require_thread_stream = __commonJS({
-  "../../node_modules/.pnpm/thread-stream@4.2.1/node_modules/thread-stream/index.js"(exports, module) {
-    "use strict";
-    var { version: version2 } = require_package();
-    var { EventEmitter: EventEmitter3 } = __require("events");
-    var { Worker } = __require("worker_threads");
-    var { join: join13 } = __require("path");
-    var { pathToFileURL } = __require("url");
-    var { wait } = require_wait();
-    var {
-      WRITE_INDEX,
-      READ_INDEX,
-      SEQ_INDEX
-    } = require_indexes();
-    var buffer = __require("buffer");
-    var assert2 = __require("assert");
-    var kImpl = /* @__PURE__ */ Symbol("kImpl");
-    var MAX_STRING = buffer.constants.MAX_STRING_LENGTH;
-    function noop2() {
-    }
-    function updateState(stream, fn) {
-      Atomics.add(stream[kImpl].state, SEQ_INDEX, 1);
-      fn();
-      Atomics.add(stream[kImpl].state, SEQ_INDEX, 1);
-      Atomics.notify(stream[kImpl].state, SEQ_INDEX);
-    }
-    function resetIndexes(stream) {
-      updateState(stream, () => {
-        Atomics.store(stream[kImpl].state, READ_INDEX, 0);
-        Atomics.store(stream[kImpl].state, WRITE_INDEX, 0);
-      });
-      Atomics.notify(stream[kImpl].state, READ_INDEX);
-    }
-    var FakeWeakRef = class {
-      constructor(value) {
-        this._value = value;
-      }
-      deref() {
-        return this._value;
-      }
-    };
-    var FakeFinalizationRegistry = class {
-      register() {
-      }
-      unregister() {
-      }
-    };
-    var FinalizationRegistry2 = process.env.NODE_V8_COVERAGE ? FakeFinalizationRegistry : global.FinalizationRegistry || FakeFinalizationRegistry;
-    var WeakRef2 = process.env.NODE_V8_COVERAGE ? FakeWeakRef : global.WeakRef || FakeWeakRef;
-    var registry2 = new FinalizationRegistry2((worker) => {
-      if (worker.exited) {
-        return;
-      }
-      worker.terminate();
-    });
-    function createWorker(stream, opts) {
-      const { filename, workerData } = opts;
-      const bundlerOverrides = "__bundlerPathsOverrides" in globalThis ? globalThis.__bundlerPathsOverrides : {};
-      const toExecute = bundlerOverrides["thread-stream-worker"] || join13(__dirname, "lib", "worker.js");
-      const worker = new Worker(toExecute, {
-        ...opts.workerOpts,
-        name: opts.workerOpts?.name || "thread-stream",
-        trackUnmanagedFds: false,
-        workerData: {
-          filename: filename.indexOf("file://") === 0 ? filename : pathToFileURL(filename).href,
-          dataBuf: stream[kImpl].dataBuf,
-          stateBuf: stream[kImpl].stateBuf,
-          workerData: {
-            $context: {
-              threadStreamVersion: version2
-            },
-            ...workerData
-          }
-        }
-      });
-      worker.stream = new FakeWeakRef(stream);
-      worker.on("message", onWorkerMessage);
-      worker.on("exit", onWorkerExit);
-      registry2.register(stream, worker);
-      return worker;
-    }
-    function drain(stream) {
-      assert2(!stream[kImpl].sync);
-      if (stream[kImpl].needDrain) {
-        stream[kImpl].needDrain = false;
-        stream.emit("drain");
-      }
-    }
-    function nextFlush(stream) {
-      while (true) {
-        const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
-        if (stream.destroyed || writeIndex < 0) {
-          return;
-        }
-        const leftover = stream[kImpl].data.length - writeIndex;
-        if (leftover > 0) {
-          if (stream[kImpl].bufLen === 0) {
-            stream[kImpl].flushing = false;
-            if (stream[kImpl].ending) {
-              end(stream);
-            } else if (stream[kImpl].needDrain) {
-              process.nextTick(drain, stream);
-            }
-            return;
-          }
-          write(stream, leftover, noop2);
-          continue;
-        }
-        if (leftover === 0) {
-          if (writeIndex === 0 && stream[kImpl].bufLen === 0) {
-            return;
-          }
-          waitForRead(stream, () => {
-            if (stream.destroyed) {
-              return;
-            }
-            resetIndexes(stream);
-            nextFlush(stream);
-          });
-          return;
-        }
-        destroy(stream, new Error("overwritten"));
-        return;
-      }
-    }
-    function onWorkerMessage(msg) {
-      const stream = this.stream.deref();
-      if (stream === void 0) {
-        this.exited = true;
-        this.terminate();
-        return;
-      }
-      if (msg?.code == null) {
-        return;
-      }
-      switch (msg.code) {
-        case "READY":
-          if (!stream[kImpl].ending) {
-            this.stream = new WeakRef2(stream);
-          }
-          waitForRead(stream, () => {
-            stream[kImpl].ready = true;
-            stream.emit("ready");
-          });
-          break;
-        case "ERROR":
-          destroy(stream, msg.err);
-          break;
-        case "EVENT":
-          if (Array.isArray(msg.args)) {
-            stream.emit(msg.name, ...msg.args);
-          } else {
-            stream.emit(msg.name, msg.args);
-          }
-          break;
-        case "FLUSHED": {
-          if (msg.context !== "thread-stream") {
-            destroy(stream, new Error("this should not happen: " + msg.code));
-            break;
-          }
-          const cb = stream[kImpl].flushCallbacks.get(msg.id);
-          if (cb) {
-            stream[kImpl].flushCallbacks.delete(msg.id);
-            process.nextTick(cb);
-          }
-          break;
-        }
-        case "WARNING":
-          process.emitWarning(msg.err);
-          break;
-        default:
-          destroy(stream, new Error("this should not happen: " + msg.code));
-      }
-    }
-    function onWorkerExit(code) {
-      const stream = this.stream.deref();
-      if (stream === void 0) {
-        return;
-      }
-      registry2.unregister(stream);
-      stream.worker.exited = true;
-      stream.worker.off("exit", onWorkerExit);
-      destroy(stream, code !== 0 ? new Error("the worker thread exited") : null);
-    }
-    var ThreadStream = class extends EventEmitter3 {
-      constructor(opts = {}) {
-        super();
-        if (opts.bufferSize < 4) {
-          throw new Error("bufferSize must at least fit a 4-byte utf-8 char");
-        }
-        this[kImpl] = {};
-        this[kImpl].stateBuf = new SharedArrayBuffer(128);
-        this[kImpl].state = new Int32Array(this[kImpl].stateBuf);
-        this[kImpl].dataBuf = new SharedArrayBuffer(opts.bufferSize || 4 * 1024 * 1024);
-        this[kImpl].data = Buffer.from(this[kImpl].dataBuf);
-        this[kImpl].sync = opts.sync || false;
-        this[kImpl].ending = false;
-        this[kImpl].ended = false;
-        this[kImpl].needDrain = false;
-        this[kImpl].destroyed = false;
-        this[kImpl].flushing = false;
-        this[kImpl].ready = false;
-        this[kImpl].finished = false;
-        this[kImpl].errored = null;
-        this[kImpl].closed = false;
-        this[kImpl].buf = [];
-        this[kImpl].bufHead = 0;
-        this[kImpl].bufLen = 0;
-        this[kImpl].flushCallbacks = /* @__PURE__ */ new Map();
-        this[kImpl].nextFlushId = 0;
-        this[kImpl].flushRetainCount = 0;
-        this[kImpl].userRef = true;
-        this.worker = createWorker(this, opts);
-        this.on("message", (message, transferList) => {
-          this.worker.postMessage(message, transferList);
-        });
-      }
-      write(data) {
-        const dataBuf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-        if (this[kImpl].destroyed) {
-          error62(this, new Error("the worker has exited"));
-          return false;
-        }
-        if (this[kImpl].ending) {
-          error62(this, new Error("the worker is ending"));
-          return false;
-        }
-        if (this[kImpl].flushing && this[kImpl].bufLen + dataBuf.length >= MAX_STRING) {
-          try {
-            writeSync(this);
-            this[kImpl].flushing = true;
-          } catch (err) {
-            destroy(this, err);
-            return false;
-          }
-        }
-        this[kImpl].buf.push(dataBuf);
-        this[kImpl].bufLen += dataBuf.length;
-        if (this[kImpl].sync) {
-          try {
-            writeSync(this);
-            return true;
-          } catch (err) {
-            destroy(this, err);
-            return false;
-          }
-        }
-        if (!this[kImpl].flushing) {
-          this[kImpl].flushing = true;
-          setImmediate(nextFlush, this);
-        }
-        this[kImpl].needDrain = this[kImpl].data.length - this[kImpl].bufLen - Atomics.load(this[kImpl].state, WRITE_INDEX) <= 0;
-        return !this[kImpl].needDrain;
-      }
-      end() {
-        if (this[kImpl].destroyed) {
-          return;
-        }
-        this[kImpl].ending = true;
-        this.worker.stream = new FakeWeakRef(this);
-        end(this);
-      }
-      flush(cb) {
-        const userCb = typeof cb === "function" ? cb : null;
-        cb = userCb || noop2;
-        if (userCb) {
-          retainWorkerForPendingFlush(this);
-        }
-        let finished = false;
-        const done = (err) => {
-          if (finished) {
-            return;
-          }
-          finished = true;
-          if (userCb) {
-            releaseWorkerForPendingFlush(this);
-          }
-          cb(err);
-        };
-        flushBuffer(this, (err) => {
-          if (err) {
-            process.nextTick(done, err);
-            return;
-          }
-          requestWorkerFlush(this, done);
-        });
-      }
-      flushSync() {
-        if (this[kImpl].destroyed) {
-          return;
-        }
-        writeSync(this);
-        flushSync(this);
-      }
-      unref() {
-        this[kImpl].userRef = false;
-        if (this[kImpl].flushRetainCount === 0) {
-          this.worker.unref();
-        }
-      }
-      ref() {
-        this[kImpl].userRef = true;
-        this.worker.ref();
-      }
-      get ready() {
-        return this[kImpl].ready;
-      }
-      get destroyed() {
-        return this[kImpl].destroyed;
-      }
-      get closed() {
-        return this[kImpl].closed;
-      }
-      get writable() {
-        return !this[kImpl].destroyed && !this[kImpl].ending;
-      }
-      get writableEnded() {
-        return this[kImpl].ending;
-      }
-      get writableFinished() {
-        return this[kImpl].finished;
-      }
-      get writableNeedDrain() {
-        return this[kImpl].needDrain;
-      }
-      get writableObjectMode() {
-        return false;
-      }
-      get writableErrored() {
-        return this[kImpl].errored;
-      }
-    };
-    function flushBuffer(stream, cb) {
-      if (stream[kImpl].destroyed) {
-        process.nextTick(cb, new Error("the worker has exited"));
-        return;
-      }
-      if (!stream[kImpl].sync && (stream[kImpl].flushing || stream[kImpl].bufLen > 0)) {
-        setImmediate(flushBuffer, stream, cb);
-        return;
-      }
-      waitForRead(stream, cb);
-    }
-    function waitForRead(stream, cb) {
-      const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
-      wait(stream[kImpl].state, READ_INDEX, writeIndex, Infinity, (err, res) => {
-        if (err) {
-          destroy(stream, err);
-          cb(err);
-          return;
-        }
-        if (res !== "ok") {
-          waitForRead(stream, cb);
-          return;
-        }
-        cb();
-      });
-    }
-    function retainWorkerForPendingFlush(stream) {
-      if (stream[kImpl].flushRetainCount === 0) {
-        stream.worker.ref();
-      }
-      stream[kImpl].flushRetainCount++;
-    }
-    function releaseWorkerForPendingFlush(stream) {
-      if (stream[kImpl].flushRetainCount === 0) {
-        return;
-      }
-      stream[kImpl].flushRetainCount--;
-      if (stream[kImpl].flushRetainCount === 0 && !stream[kImpl].userRef) {
-        stream.worker.unref();
-      }
-    }
-    function requestWorkerFlush(stream, cb) {
-      if (stream[kImpl].destroyed) {
-        process.nextTick(cb, new Error("the worker has exited"));
-        return;
-      }
-      if (!stream[kImpl].ready) {
-        const onReady = () => {
-          cleanup();
-          requestWorkerFlush(stream, cb);
-        };
-        const onClose = () => {
-          cleanup();
-          process.nextTick(cb, new Error("the worker has exited"));
-        };
-        const cleanup = () => {
-          stream.off("ready", onReady);
-          stream.off("close", onClose);
-        };
-        stream.once("ready", onReady);
-        stream.once("close", onClose);
-        return;
-      }
-      const id = ++stream[kImpl].nextFlushId;
-      stream[kImpl].flushCallbacks.set(id, cb);
-      try {
-        stream.worker.postMessage({
-          code: "FLUSH",
-          context: "thread-stream",
-          id
-        });
-      } catch (err) {
-        stream[kImpl].flushCallbacks.delete(id);
-        destroy(stream, err);
-        process.nextTick(cb, err);
-      }
-    }
-    function failPendingFlushCallbacks(stream, err) {
-      const callbacks = stream[kImpl].flushCallbacks;
-      if (callbacks.size === 0) {
-        return;
-      }
-      const flushErr = err || new Error("the worker has exited");
-      for (const cb of callbacks.values()) {
-        process.nextTick(cb, flushErr);
-      }
-      callbacks.clear();
-    }
-    function error62(stream, err) {
-      setImmediate(() => {
-        stream.emit("error", err);
-      });
-    }
-    function destroy(stream, err) {
-      if (stream[kImpl].destroyed) {
-        return;
-      }
-      stream[kImpl].destroyed = true;
-      failPendingFlushCallbacks(stream, err);
-      if (err) {
-        stream[kImpl].errored = err;
-        error62(stream, err);
-      }
-      if (!stream.worker.exited) {
-        stream.worker.terminate().catch(() => {
-        }).then(() => {
-          stream[kImpl].closed = true;
-          stream.emit("close");
-        });
-      } else {
-        setImmediate(() => {
-          stream[kImpl].closed = true;
-          stream.emit("close");
-        });
-      }
-    }
-    function write(stream, maxBytes, cb) {
-      const current = Atomics.load(stream[kImpl].state, WRITE_INDEX);
-      let offset = current;
-      let remaining = maxBytes;
-      while (remaining > 0 && stream[kImpl].bufLen !== 0) {
-        const head = stream[kImpl].bufHead;
-        const buf = stream[kImpl].buf[head];
-        if (buf.length <= remaining) {
-          buf.copy(stream[kImpl].data, offset);
-          offset += buf.length;
-          remaining -= buf.length;
-          stream[kImpl].bufLen -= buf.length;
-          stream[kImpl].bufHead = head + 1;
-          if (stream[kImpl].bufHead === stream[kImpl].buf.length) {
-            stream[kImpl].buf.length = 0;
-            stream[kImpl].bufHead = 0;
-          } else if (stream[kImpl].bufHead >= 1024 && stream[kImpl].bufHead * 2 >= stream[kImpl].buf.length) {
-            stream[kImpl].buf.splice(0, stream[kImpl].bufHead);
-            stream[kImpl].bufHead = 0;
-          }
-          continue;
-        }
-        buf.copy(stream[kImpl].data, offset, 0, remaining);
-        stream[kImpl].buf[head] = buf.subarray(remaining);
-        stream[kImpl].bufLen -= remaining;
-        offset += remaining;
-        remaining = 0;
-      }
-      updateState(stream, () => {
-        Atomics.store(stream[kImpl].state, WRITE_INDEX, offset);
-      });
-      cb();
-      return true;
-    }
-    function end(stream) {
-      if (stream[kImpl].ended || !stream[kImpl].ending || stream[kImpl].flushing) {
-        return;
-      }
-      stream[kImpl].ended = true;
-      try {
-        stream.flushSync();
-        let readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
-        updateState(stream, () => {
-          Atomics.store(stream[kImpl].state, WRITE_INDEX, -1);
-        });
-        let spins = 0;
-        while (readIndex !== -1) {
-          Atomics.wait(stream[kImpl].state, READ_INDEX, readIndex, 1e3);
-          readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
-          if (readIndex === -2) {
-            destroy(stream, new Error("end() failed"));
-            return;
-          }
-          if (++spins === 10) {
-            destroy(stream, new Error("end() took too long (10s)"));
-            return;
-          }
-        }
-        process.nextTick(() => {
-          stream[kImpl].finished = true;
-          stream.emit("finish");
-        });
-      } catch (err) {
-        destroy(stream, err);
-      }
-    }
-    function writeSync(stream) {
-      const cb = () => {
-        if (stream[kImpl].ending) {
-          end(stream);
-        } else if (stream[kImpl].needDrain) {
-          process.nextTick(drain, stream);
-        }
-      };
-      stream[kImpl].flushing = false;
-      while (stream[kImpl].bufLen !== 0) {
-        const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
-        if (writeIndex < 0) {
-          throw new Error("_writeSync failed");
-        }
-        const leftover = stream[kImpl].data.length - writeIndex;
-        if (leftover === 0) {
-          flushSync(stream);
-          resetIndexes(stream);
-          continue;
-        } else if (leftover < 0) {
-          throw new Error("overwritten");
-        }
-        write(stream, leftover, cb);
-      }
-    }
-    function flushSync(stream) {
-      if (stream[kImpl].flushing) {
-        throw new Error("unable to flush while flushing");
-      }
-      const writeIndex = Atomics.load(stream[kImpl].state, WRITE_INDEX);
-      let spins = 0;
-      while (true) {
-        const readIndex = Atomics.load(stream[kImpl].state, READ_INDEX);
-        if (readIndex === -2) {
-          throw Error("_flushSync failed");
-        }
-        if (readIndex !== writeIndex) {
-          Atomics.wait(stream[kImpl].state, READ_INDEX, readIndex, 1e3);
-        } else {
-          break;
-        }
-        if (++spins === 10) {
-          throw new Error("_flushSync took too long (10s)");
-        }
-      }
-    }
-    module.exports = ThreadStream;
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/transport.js
-var require_transport = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/transport.js"(exports, module) {
-    "use strict";
-    var { createRequire } = __require("module");
-    var { existsSync: existsSync3 } = __require("node:fs");
-    var getCallers = require_caller();
-    var { join: join13, isAbsolute, sep: sep3 } = __require("node:path");
-    var { fileURLToPath } = __require("node:url");
-    var sleep3 = require_atomic_sleep();
-    var onExit = require_on_exit_leak_free();
-    var ThreadStream = require_thread_stream();
-    var { transportUsesMultistreamSym } = require_symbols2();
-    function setupOnExit(stream) {
-      onExit.register(stream, autoEnd);
-      onExit.registerBeforeExit(stream, flush);
-      stream.on("close", function() {
-        onExit.unregister(stream);
-      });
-    }
-    function hasPreloadFlags() {
-      const execArgv = process.execArgv;
-      for (let i = 0; i < execArgv.length; i++) {
-        const arg = execArgv[i];
-        if (arg === "--import" || arg === "--require" || arg === "-r") {
-          return true;
-        }
-        if (arg.startsWith("--import=") || arg.startsWith("--require=") || arg.startsWith("-r=")) {
-          return true;
-        }
-      }
-      return false;
-    }
-    function sanitizeNodeOptions(nodeOptions) {
-      const tokens = nodeOptions.match(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g);
-      if (!tokens) {
-        return nodeOptions;
-      }
-      const sanitized = [];
-      let changed = false;
-      for (let i = 0; i < tokens.length; i++) {
-        const token = tokens[i];
-        if (token === "--require" || token === "-r" || token === "--import") {
-          const next = tokens[i + 1];
-          if (next && shouldDropPreload(next)) {
-            changed = true;
-            i++;
-            continue;
-          }
-          sanitized.push(token);
-          if (next) {
-            sanitized.push(next);
-            i++;
-          }
-          continue;
-        }
-        if (token.startsWith("--require=") || token.startsWith("-r=") || token.startsWith("--import=")) {
-          const value = token.slice(token.indexOf("=") + 1);
-          if (shouldDropPreload(value)) {
-            changed = true;
-            continue;
-          }
-        }
-        sanitized.push(token);
-      }
-      return changed ? sanitized.join(" ") : nodeOptions;
-    }
-    function shouldDropPreload(value) {
-      const unquoted = stripQuotes(value);
-      if (!unquoted) {
-        return false;
-      }
-      let path = unquoted;
-      if (path.startsWith("file://")) {
-        try {
-          path = fileURLToPath(path);
-        } catch {
-          return false;
-        }
-      }
-      return isAbsolute(path) && !existsSync3(path);
-    }
-    function stripQuotes(value) {
-      const first = value[0];
-      const last = value[value.length - 1];
-      if (first === '"' && last === '"' || first === "'" && last === "'") {
-        return value.slice(1, -1);
-      }
-      return value;
-    }
-    function buildStream(filename, workerData, workerOpts, sync, name) {
-      if (!workerOpts.execArgv && hasPreloadFlags() && __require.main === void 0) {
-        workerOpts = {
-          ...workerOpts,
-          execArgv: []
-        };
-      }
-      if (!workerOpts.env && process.env.NODE_OPTIONS) {
-        const nodeOptions = sanitizeNodeOptions(process.env.NODE_OPTIONS);
-        if (nodeOptions !== process.env.NODE_OPTIONS) {
-          workerOpts = {
-            ...workerOpts,
-            env: {
-              ...process.env,
-              NODE_OPTIONS: nodeOptions
-            }
-          };
-        }
-      }
-      workerOpts = { ...workerOpts, name };
-      const stream = new ThreadStream({
-        filename,
-        workerData,
-        workerOpts,
-        sync
-      });
-      stream.on("ready", onReady);
-      stream.on("close", function() {
-        process.removeListener("exit", onExit2);
-      });
-      process.on("exit", onExit2);
-      function onReady() {
-        process.removeListener("exit", onExit2);
-        stream.unref();
-        if (workerOpts.autoEnd !== false) {
-          setupOnExit(stream);
-        }
-      }
-      function onExit2() {
-        if (stream.closed) {
-          return;
-        }
-        stream.flushSync();
-        sleep3(100);
-        stream.end();
-      }
-      return stream;
-    }
-    function autoEnd(stream) {
-      stream.ref();
-      stream.flushSync();
-      stream.end();
-      stream.once("close", function() {
-        stream.unref();
-      });
-    }
-    function flush(stream) {
-      stream.flushSync();
-    }
-    function transport(fullOptions) {
-      const { pipeline, targets, levels, dedupe, worker = {}, caller = getCallers(), sync = false } = fullOptions;
-      const options = {
-        ...fullOptions.options
-      };
-      let usesMultistream = false;
-      const callers = typeof caller === "string" ? [caller] : caller;
-      const bundlerOverrides = typeof globalThis === "object" && Object.prototype.hasOwnProperty.call(globalThis, "__bundlerPathsOverrides") && globalThis.__bundlerPathsOverrides && typeof globalThis.__bundlerPathsOverrides === "object" ? globalThis.__bundlerPathsOverrides : /* @__PURE__ */ Object.create(null);
-      let target = fullOptions.target;
-      if (target && targets) {
-        throw new Error("only one of target or targets can be specified");
-      }
-      if (targets) {
-        target = bundlerOverrides["pino-worker"] || join13(__dirname, "worker.js");
-        options.targets = targets.filter((dest) => dest.target).map((dest) => {
-          return {
-            ...dest,
-            target: fixTarget(dest.target)
-          };
-        });
-        options.pipelines = targets.filter((dest) => dest.pipeline).map((dest) => {
-          return dest.pipeline.map((t) => {
-            return {
-              ...t,
-              level: dest.level,
-              // duplicate the pipeline `level` property defined in the upper level
-              target: fixTarget(t.target)
-            };
-          });
-        });
-        const targetsHaveLevel = options.targets.some((t) => t.level != null);
-        const pipelinesHaveLevel = options.pipelines.some((p) => p.some((t) => t.level != null));
-        usesMultistream = options.targets.length + options.pipelines.length > 1 || targetsHaveLevel || pipelinesHaveLevel;
-      } else if (pipeline) {
-        target = bundlerOverrides["pino-worker"] || join13(__dirname, "worker.js");
-        options.pipelines = [pipeline.map((dest) => {
-          return {
-            ...dest,
-            target: fixTarget(dest.target)
-          };
-        })];
-      }
-      if (levels) {
-        options.levels = levels;
-      }
-      if (dedupe) {
-        options.dedupe = dedupe;
-      }
-      options.pinoWillSendConfig = true;
-      const name = targets || pipeline ? "pino.transport" : target;
-      const stream = buildStream(fixTarget(target), options, worker, sync, name);
-      if (usesMultistream) {
-        stream[transportUsesMultistreamSym] = true;
-      }
-      return stream;
-      function fixTarget(origin) {
-        origin = bundlerOverrides[origin] || origin;
-        if (isAbsolute(origin) || origin.indexOf("file://") === 0) {
-          return origin;
-        }
-        if (origin === "pino/file") {
-          return join13(__dirname, "..", "file.js");
-        }
-        let fixTarget2;
-        for (const filePath of callers) {
-          try {
-            const context = filePath === "node:repl" ? process.cwd() + sep3 : filePath;
-            fixTarget2 = createRequire(context).resolve(origin);
-            break;
-          } catch (err) {
-            continue;
-          }
-        }
-        if (!fixTarget2) {
-          throw new Error(`unable to determine transport target for "${origin}"`);
-        }
-        return fixTarget2;
-      }
-    }
-    module.exports = transport;
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/tools.js
-var require_tools = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/tools.js"(exports, module) {
-    "use strict";
-    var diagChan = __require("node:diagnostics_channel");
-    var format = require_quick_format_unescaped();
-    var { mapHttpRequest, mapHttpResponse } = require_pino_std_serializers();
-    var SonicBoom = require_sonic_boom();
-    var onExit = require_on_exit_leak_free();
-    var {
-      lsCacheSym,
-      chindingsSym,
-      writeSym,
-      serializersSym,
-      formatOptsSym,
-      endSym,
-      stringifiersSym,
-      stringifySym,
-      stringifySafeSym,
-      wildcardFirstSym,
-      nestedKeySym,
-      formattersSym,
-      messageKeySym,
-      errorKeySym,
-      nestedKeyStrSym,
-      msgPrefixSym
-    } = require_symbols2();
-    var { isMainThread } = __require("worker_threads");
-    var transport = require_transport();
-    var [nodeMajor] = process.versions.node.split(".").map((v) => Number(v));
-    var asJsonChan = diagChan.tracingChannel("pino_asJson");
-    var asString = nodeMajor >= 25 ? (str2) => JSON.stringify(str2) : _asString;
-    function noop2() {
-    }
-    function genLog(level, hook) {
-      if (!hook) return LOG2;
-      return function hookWrappedLog(...args) {
-        hook.call(this, args, LOG2, level);
-      };
-      function LOG2(o, ...n2) {
-        if (typeof o === "object") {
-          let msg = o;
-          if (o !== null) {
-            if (o.method && o.headers && o.socket) {
-              o = mapHttpRequest(o);
-            } else if (typeof o.setHeader === "function") {
-              o = mapHttpResponse(o);
-            }
-          }
-          let formatParams;
-          if (msg === null && n2.length === 0) {
-            formatParams = [null];
-          } else {
-            msg = n2.shift();
-            formatParams = n2;
-          }
-          if (typeof this[msgPrefixSym] === "string" && msg !== void 0 && msg !== null) {
-            msg = this[msgPrefixSym] + msg;
-          }
-          this[writeSym](o, format(msg, formatParams, this[formatOptsSym]), level);
-        } else {
-          let msg = o === void 0 ? n2.shift() : o;
-          if (typeof this[msgPrefixSym] === "string" && msg !== void 0 && msg !== null) {
-            msg = this[msgPrefixSym] + msg;
-          }
-          this[writeSym](null, format(msg, n2, this[formatOptsSym]), level);
-        }
-      }
-    }
-    function _asString(str2) {
-      let result = "";
-      let last = 0;
-      let found = false;
-      let point = 255;
-      const l = str2.length;
-      if (l > 100) {
-        return JSON.stringify(str2);
-      }
-      for (var i = 0; i < l && point >= 32; i++) {
-        point = str2.charCodeAt(i);
-        if (point === 34 || point === 92) {
-          result += str2.slice(last, i) + "\\";
-          last = i;
-          found = true;
-        }
-      }
-      if (!found) {
-        result = str2;
-      } else {
-        result += str2.slice(last);
-      }
-      return point < 32 ? JSON.stringify(str2) : '"' + result + '"';
-    }
-    function asJson(obj, msg, num2, time3) {
-      if (asJsonChan.hasSubscribers === false) {
-        return _asJson.call(this, obj, msg, num2, time3);
-      }
-      const store = { instance: this, arguments };
-      return asJsonChan.traceSync(_asJson, store, this, obj, msg, num2, time3);
-    }
-    function _asJson(obj, msg, num2, time3) {
-      const stringify2 = this[stringifySym];
-      const stringifySafe = this[stringifySafeSym];
-      const stringifiers = this[stringifiersSym];
-      const end = this[endSym];
-      const chindings = this[chindingsSym];
-      const serializers = this[serializersSym];
-      const formatters = this[formattersSym];
-      const messageKey = this[messageKeySym];
-      const errorKey = this[errorKeySym];
-      let data = this[lsCacheSym][num2] + time3;
-      data = data + chindings;
-      let value;
-      if (formatters.log) {
-        obj = formatters.log(obj);
-      }
-      const wildcardStringifier = stringifiers[wildcardFirstSym];
-      let propStr = "";
-      for (const key in obj) {
-        value = obj[key];
-        if (Object.prototype.hasOwnProperty.call(obj, key) && value !== void 0) {
-          if (serializers[key]) {
-            value = serializers[key](value);
-          } else if (key === errorKey && serializers.err) {
-            value = serializers.err(value);
-          }
-          const stringifier = stringifiers[key] || wildcardStringifier;
-          switch (typeof value) {
-            case "undefined":
-            case "function":
-              continue;
-            case "number":
-              if (Number.isFinite(value) === false) {
-                value = null;
-              }
-            // this case explicitly falls through to the next one
-            case "boolean":
-              if (stringifier) value = stringifier(value);
-              break;
-            case "string":
-              value = (stringifier || asString)(value);
-              break;
-            default:
-              value = (stringifier || stringify2)(value, stringifySafe);
-          }
-          if (value === void 0) continue;
-          const strKey = asString(key);
-          propStr += "," + strKey + ":" + value;
-        }
-      }
-      let msgStr = "";
-      if (msg !== void 0) {
-        value = serializers[messageKey] ? serializers[messageKey](msg) : msg;
-        const stringifier = stringifiers[messageKey] || wildcardStringifier;
-        switch (typeof value) {
-          case "function":
-            break;
-          case "number":
-            if (Number.isFinite(value) === false) {
-              value = null;
-            }
-          // this case explicitly falls through to the next one
-          case "boolean":
-            if (stringifier) value = stringifier(value);
-            msgStr = ',"' + messageKey + '":' + value;
-            break;
-          case "string":
-            value = (stringifier || asString)(value);
-            msgStr = ',"' + messageKey + '":' + value;
-            break;
-          default:
-            value = (stringifier || stringify2)(value, stringifySafe);
-            msgStr = ',"' + messageKey + '":' + value;
-        }
-      }
-      if (this[nestedKeySym] && propStr) {
-        return data + this[nestedKeyStrSym] + propStr.slice(1) + "}" + msgStr + end;
-      } else {
-        return data + propStr + msgStr + end;
-      }
-    }
-    function asChindings(instance, bindings) {
-      let value;
-      let data = instance[chindingsSym];
-      const stringify2 = instance[stringifySym];
-      const stringifySafe = instance[stringifySafeSym];
-      const stringifiers = instance[stringifiersSym];
-      const wildcardStringifier = stringifiers[wildcardFirstSym];
-      const serializers = instance[serializersSym];
-      const formatter = instance[formattersSym].bindings;
-      bindings = formatter(bindings);
-      for (const key in bindings) {
-        value = bindings[key];
-        const valid = (key.length < 5 || key !== "level" && key !== "serializers" && key !== "formatters" && key !== "customLevels") && bindings.hasOwnProperty(key) && value !== void 0;
-        if (valid === true) {
-          value = serializers[key] ? serializers[key](value) : value;
-          value = (stringifiers[key] || wildcardStringifier || stringify2)(value, stringifySafe);
-          if (value === void 0) continue;
-          data += "," + asString(key) + ":" + value;
-        }
-      }
-      return data;
-    }
-    function hasBeenTampered(stream) {
-      return stream.write !== stream.constructor.prototype.write;
-    }
-    function buildSafeSonicBoom(opts) {
-      const stream = new SonicBoom(opts);
-      stream.on("error", filterBrokenPipe);
-      if (!opts.sync && isMainThread) {
-        onExit.register(stream, autoEnd);
-        stream.on("close", function() {
-          onExit.unregister(stream);
-        });
-      }
-      return stream;
-      function filterBrokenPipe(err) {
-        if (err.code === "EPIPE") {
-          stream.write = noop2;
-          stream.end = noop2;
-          stream.flushSync = noop2;
-          stream.destroy = noop2;
-          return;
-        }
-        stream.removeListener("error", filterBrokenPipe);
-        stream.emit("error", err);
-      }
-    }
-    function autoEnd(stream, eventName) {
-      if (stream.destroyed) {
-        return;
-      }
-      if (eventName === "beforeExit") {
-        stream.flush();
-        stream.on("drain", function() {
-          stream.end();
-        });
-      } else {
-        stream.flushSync();
-      }
-    }
-    function createArgsNormalizer(defaultOptions2) {
-      return function normalizeArgs(instance, caller, opts = {}, stream) {
-        if (typeof opts === "string") {
-          stream = buildSafeSonicBoom({ dest: opts });
-          opts = {};
-        } else if (typeof stream === "string") {
-          if (opts && opts.transport) {
-            throw Error("only one of option.transport or stream can be specified");
-          }
-          stream = buildSafeSonicBoom({ dest: stream });
-        } else if (opts instanceof SonicBoom || opts.writable || opts._writableState) {
-          stream = opts;
-          opts = {};
-        } else if (opts.transport) {
-          if (opts.transport instanceof SonicBoom || opts.transport.writable || opts.transport._writableState) {
-            throw Error("option.transport do not allow stream, please pass to option directly. e.g. pino(transport)");
-          }
-          if (opts.transport.targets && opts.transport.targets.length && opts.formatters && typeof opts.formatters.level === "function") {
-            throw Error("option.transport.targets do not allow custom level formatters");
-          }
-          let customLevels;
-          if (opts.customLevels) {
-            customLevels = opts.useOnlyCustomLevels ? opts.customLevels : Object.assign({}, opts.levels, opts.customLevels);
-          }
-          stream = transport({ caller, ...opts.transport, levels: customLevels });
-        }
-        opts = Object.assign({}, defaultOptions2, opts);
-        opts.serializers = Object.assign(/* @__PURE__ */ Object.create(null), defaultOptions2.serializers, opts.serializers);
-        opts.formatters = Object.assign({}, defaultOptions2.formatters, opts.formatters);
-        if (opts.prettyPrint) {
-          throw new Error("prettyPrint option is no longer supported, see the pino-pretty package (https://github.com/pinojs/pino-pretty)");
-        }
-        const { enabled, onChild } = opts;
-        if (enabled === false) opts.level = "silent";
-        if (!onChild) opts.onChild = noop2;
-        if (!stream) {
-          if (!hasBeenTampered(process.stdout)) {
-            stream = buildSafeSonicBoom({ fd: process.stdout.fd || 1 });
-          } else {
-            stream = process.stdout;
-          }
-        }
-        return { opts, stream };
-      };
-    }
-    function stringify(obj, stringifySafeFn) {
-      try {
-        return JSON.stringify(obj);
-      } catch (_) {
-        try {
-          const stringify2 = stringifySafeFn || this[stringifySafeSym];
-          return stringify2(obj);
-        } catch (_2) {
-          return '"[unable to serialize, circular reference is too complex to analyze]"';
-        }
-      }
-    }
-    function buildFormatters(level, bindings, log) {
-      return {
-        level,
-        bindings,
-        log
-      };
-    }
-    function normalizeDestFileDescriptor(destination) {
-      const fd = Number(destination);
-      if (typeof destination === "string" && Number.isFinite(fd)) {
-        return fd;
-      }
-      if (destination === void 0) {
-        return 1;
-      }
-      return destination;
-    }
-    module.exports = {
-      noop: noop2,
-      buildSafeSonicBoom,
-      asChindings,
-      asJson,
-      genLog,
-      createArgsNormalizer,
-      stringify,
-      buildFormatters,
-      normalizeDestFileDescriptor
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/constants.js
-var require_constants6 = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/constants.js"(exports, module) {
-    "use strict";
-    var DEFAULT_LEVELS = {
-      trace: 10,
-      debug: 20,
-      info: 30,
-      warn: 40,
-      error: 50,
-      fatal: 60
-    };
-    var SORTING_ORDER = {
-      ASC: "ASC",
-      DESC: "DESC"
-    };
-    module.exports = {
-      DEFAULT_LEVELS,
-      SORTING_ORDER
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/levels.js
-var require_levels = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/levels.js"(exports, module) {
-    "use strict";
-    var {
-      lsCacheSym,
-      levelValSym,
-      useOnlyCustomLevelsSym,
-      streamSym,
-      formattersSym,
-      hooksSym,
-      levelCompSym
-    } = require_symbols2();
-    var { noop: noop2, genLog } = require_tools();
-    var { DEFAULT_LEVELS, SORTING_ORDER } = require_constants6();
-    var levelMethods = {
-      fatal: (hook) => {
-        const logFatal = genLog(DEFAULT_LEVELS.fatal, hook);
-        return function(...args) {
-          const stream = this[streamSym];
-          logFatal.call(this, ...args);
-          if (typeof stream.flushSync === "function") {
-            try {
-              stream.flushSync();
-            } catch (e) {
-            }
-          }
-        };
-      },
-      error: (hook) => genLog(DEFAULT_LEVELS.error, hook),
-      warn: (hook) => genLog(DEFAULT_LEVELS.warn, hook),
-      info: (hook) => genLog(DEFAULT_LEVELS.info, hook),
-      debug: (hook) => genLog(DEFAULT_LEVELS.debug, hook),
-      trace: (hook) => genLog(DEFAULT_LEVELS.trace, hook)
-    };
-    var nums = Object.keys(DEFAULT_LEVELS).reduce((o, k) => {
-      o[DEFAULT_LEVELS[k]] = k;
-      return o;
-    }, {});
-    var initialLsCache = Object.keys(nums).reduce((o, k) => {
-      o[k] = '{"level":' + Number(k);
-      return o;
-    }, {});
-    function genLsCache(instance) {
-      const formatter = instance[formattersSym].level;
-      const { labels } = instance.levels;
-      const cache = {};
-      for (const label in labels) {
-        const level = formatter(labels[label], Number(label));
-        cache[label] = JSON.stringify(level).slice(0, -1);
-      }
-      instance[lsCacheSym] = cache;
-      return instance;
-    }
-    function isStandardLevel(level, useOnlyCustomLevels) {
-      if (useOnlyCustomLevels) {
-        return false;
-      }
-      switch (level) {
-        case "fatal":
-        case "error":
-        case "warn":
-        case "info":
-        case "debug":
-        case "trace":
-          return true;
-        default:
-          return false;
-      }
-    }
-    function setLevel(level) {
-      const { labels, values } = this.levels;
-      if (typeof level === "number") {
-        if (labels[level] === void 0) throw Error("unknown level value" + level);
-        level = labels[level];
-      }
-      if (values[level] === void 0) throw Error("unknown level " + level);
-      const preLevelVal = this[levelValSym];
-      const levelVal = this[levelValSym] = values[level];
-      const useOnlyCustomLevelsVal = this[useOnlyCustomLevelsSym];
-      const levelComparison = this[levelCompSym];
-      const hook = this[hooksSym].logMethod;
-      for (const key in values) {
-        if (levelComparison(values[key], levelVal) === false) {
-          this[key] = noop2;
-          continue;
-        }
-        this[key] = isStandardLevel(key, useOnlyCustomLevelsVal) ? levelMethods[key](hook) : genLog(values[key], hook);
-      }
-      this.emit(
-        "level-change",
-        level,
-        levelVal,
-        labels[preLevelVal],
-        preLevelVal,
-        this
-      );
-    }
-    function getLevel(level) {
-      const { levels, levelVal } = this;
-      return levels && levels.labels ? levels.labels[levelVal] : "";
-    }
-    function isLevelEnabled(logLevel) {
-      const { values } = this.levels;
-      const logLevelVal = values[logLevel];
-      return logLevelVal !== void 0 && this[levelCompSym](logLevelVal, this[levelValSym]);
-    }
-    function compareLevel(direction, current, expected) {
-      if (direction === SORTING_ORDER.DESC) {
-        return current <= expected;
-      }
-      return current >= expected;
-    }
-    function genLevelComparison(levelComparison) {
-      if (typeof levelComparison === "string") {
-        return compareLevel.bind(null, levelComparison);
-      }
-      return levelComparison;
-    }
-    function mappings(customLevels = null, useOnlyCustomLevels = false) {
-      const customNums = customLevels ? Object.keys(customLevels).reduce((o, k) => {
-        o[customLevels[k]] = k;
-        return o;
-      }, {}) : null;
-      const labels = Object.assign(
-        Object.create(Object.prototype, { Infinity: { value: "silent" } }),
-        useOnlyCustomLevels ? null : nums,
-        customNums
-      );
-      const values = Object.assign(
-        Object.create(Object.prototype, { silent: { value: Infinity } }),
-        useOnlyCustomLevels ? null : DEFAULT_LEVELS,
-        customLevels
-      );
-      return { labels, values };
-    }
-    function assertDefaultLevelFound(defaultLevel, customLevels, useOnlyCustomLevels) {
-      if (typeof defaultLevel === "number") {
-        const values = [].concat(
-          Object.keys(customLevels || {}).map((key) => customLevels[key]),
-          useOnlyCustomLevels ? [] : Object.keys(nums).map((level) => +level),
-          Infinity
-        );
-        if (!values.includes(defaultLevel)) {
-          throw Error(`default level:${defaultLevel} must be included in custom levels`);
-        }
-        return;
-      }
-      const labels = Object.assign(
-        Object.create(Object.prototype, { silent: { value: Infinity } }),
-        useOnlyCustomLevels ? null : DEFAULT_LEVELS,
-        customLevels
-      );
-      if (!(defaultLevel in labels)) {
-        throw Error(`default level:${defaultLevel} must be included in custom levels`);
-      }
-    }
-    function assertNoLevelCollisions(levels, customLevels) {
-      const { labels, values } = levels;
-      for (const k in customLevels) {
-        if (k in values) {
-          throw Error("levels cannot be overridden");
-        }
-        if (customLevels[k] in labels) {
-          throw Error("pre-existing level values cannot be used for new levels");
-        }
-      }
-    }
-    function assertLevelComparison(levelComparison) {
-      if (typeof levelComparison === "function") {
-        return;
-      }
-      if (typeof levelComparison === "string" && Object.values(SORTING_ORDER).includes(levelComparison)) {
-        return;
-      }
-      throw new Error('Levels comparison should be one of "ASC", "DESC" or "function" type');
-    }
-    module.exports = {
-      initialLsCache,
-      genLsCache,
-      levelMethods,
-      getLevel,
-      setLevel,
-      isLevelEnabled,
-      mappings,
-      assertNoLevelCollisions,
-      assertDefaultLevelFound,
-      genLevelComparison,
-      assertLevelComparison
-    };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/meta.js
-var require_meta = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/meta.js"(exports, module) {
-    "use strict";
-    module.exports = { version: "10.4.0" };
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/proto.js
-var require_proto = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/proto.js"(exports, module) {
-    "use strict";
-    var { EventEmitter: EventEmitter3 } = __require("node:events");
-    var {
-      lsCacheSym,
-      levelValSym,
-      setLevelSym,
-      getLevelSym,
-      chindingsSym,
-      mixinSym,
-      asJsonSym,
-      writeSym,
-      mixinMergeStrategySym,
-      timeSym,
-      timeSliceIndexSym,
-      streamSym,
-      serializersSym,
-      formattersSym,
-      errorKeySym,
-      messageKeySym,
-      useOnlyCustomLevelsSym,
-      needsMetadataGsym,
-      redactFmtSym,
-      stringifySym,
-      formatOptsSym,
-      stringifiersSym,
-      msgPrefixSym,
-      hooksSym
-    } = require_symbols2();
-    var {
-      getLevel,
-      setLevel,
-      isLevelEnabled,
-      mappings,
-      initialLsCache,
-      genLsCache,
-      assertNoLevelCollisions
-    } = require_levels();
-    var {
-      asChindings,
-      asJson,
-      buildFormatters,
-      stringify,
-      noop: noop2
-    } = require_tools();
-    var {
-      version: version2
-    } = require_meta();
-    var redaction = require_redaction();
-    var constructor = class Pino {
-    };
-    var prototype = {
-      constructor,
-      child,
-      bindings,
-      setBindings,
-      flush,
-      isLevelEnabled,
-      version: version2,
-      get level() {
-        return this[getLevelSym]();
-      },
-      set level(lvl) {
-        this[setLevelSym](lvl);
-      },
-      get levelVal() {
-        return this[levelValSym];
-      },
-      set levelVal(n2) {
-        throw Error("levelVal is read-only");
-      },
-      get msgPrefix() {
-        return this[msgPrefixSym];
-      },
-      get [Symbol.toStringTag]() {
-        return "Pino";
-      },
-      [lsCacheSym]: initialLsCache,
-      [writeSym]: write,
-      [asJsonSym]: asJson,
-      [getLevelSym]: getLevel,
-      [setLevelSym]: setLevel
-    };
-    Object.setPrototypeOf(prototype, EventEmitter3.prototype);
-    module.exports = function() {
-      return Object.create(prototype);
-    };
-    var resetChildingsFormatter = (bindings2) => bindings2;
-    function child(bindings2, options) {
-      if (!bindings2) {
-        throw Error("missing bindings for child Pino");
-      }
-      const serializers = this[serializersSym];
-      const formatters = this[formattersSym];
-      const instance = Object.create(this);
-      if (options == null) {
-        if (instance[formattersSym].bindings !== resetChildingsFormatter) {
-          instance[formattersSym] = buildFormatters(
-            formatters.level,
-            resetChildingsFormatter,
-            formatters.log
-          );
-        }
-        instance[chindingsSym] = asChindings(instance, bindings2);
-        if (this.onChild !== noop2) {
-          this.onChild(instance);
-        }
-        return instance;
-      }
-      if (options.hasOwnProperty("serializers") === true) {
-        instance[serializersSym] = /* @__PURE__ */ Object.create(null);
-        for (const k in serializers) {
-          instance[serializersSym][k] = serializers[k];
-        }
-        const parentSymbols = Object.getOwnPropertySymbols(serializers);
-        for (var i = 0; i < parentSymbols.length; i++) {
-          const ks = parentSymbols[i];
-          instance[serializersSym][ks] = serializers[ks];
-        }
-        for (const bk in options.serializers) {
-          instance[serializersSym][bk] = options.serializers[bk];
-        }
-        const bindingsSymbols = Object.getOwnPropertySymbols(options.serializers);
-        for (var bi = 0; bi < bindingsSymbols.length; bi++) {
-          const bks = bindingsSymbols[bi];
-          instance[serializersSym][bks] = options.serializers[bks];
-        }
-      } else instance[serializersSym] = serializers;
-      if (options.hasOwnProperty("formatters")) {
-        const { level, bindings: chindings, log } = options.formatters;
-        instance[formattersSym] = buildFormatters(
-          level || formatters.level,
-          chindings || resetChildingsFormatter,
-          log || formatters.log
-        );
-      } else {
-        instance[formattersSym] = buildFormatters(
-          formatters.level,
-          resetChildingsFormatter,
-          formatters.log
-        );
-      }
-      if (options.hasOwnProperty("customLevels") === true) {
-        assertNoLevelCollisions(this.levels, options.customLevels);
-        instance.levels = mappings(options.customLevels, instance[useOnlyCustomLevelsSym]);
-        genLsCache(instance);
-      }
-      if (typeof options.redact === "object" && options.redact !== null || Array.isArray(options.redact)) {
-        instance.redact = options.redact;
-        const stringifiers = redaction(instance.redact, stringify);
-        const formatOpts = { stringify: stringifiers[redactFmtSym] };
-        instance[stringifySym] = stringify;
-        instance[stringifiersSym] = stringifiers;
-        instance[formatOptsSym] = formatOpts;
-      }
-      if (typeof options.msgPrefix === "string") {
-        instance[msgPrefixSym] = (this[msgPrefixSym] || "") + options.msgPrefix;
-      }
-      instance[chindingsSym] = asChindings(instance, bindings2);
-      if (options.level !== void 0 && options.level !== this.level || options.hasOwnProperty("customLevels")) {
-        const childLevel = options.level || this.level;
-        instance[setLevelSym](childLevel);
-      }
-      this.onChild(instance);
-      return instance;
-    }
-    function bindings() {
-      const chindings = this[chindingsSym];
-      const chindingsJson = `{${chindings.substr(1)}}`;
-      const bindingsFromJson = JSON.parse(chindingsJson);
-      delete bindingsFromJson.pid;
-      delete bindingsFromJson.hostname;
-      return bindingsFromJson;
-    }
-    function setBindings(newBindings) {
-      const chindings = asChindings(this, newBindings);
-      this[chindingsSym] = chindings;
-    }
-    function defaultMixinMergeStrategy(mergeObject, mixinObject) {
-      return Object.assign(mixinObject, mergeObject);
-    }
-    function write(_obj, msg, num2) {
-      const t = this[timeSym]();
-      const mixin = this[mixinSym];
-      const errorKey = this[errorKeySym];
-      const messageKey = this[messageKeySym];
-      const mixinMergeStrategy = this[mixinMergeStrategySym] || defaultMixinMergeStrategy;
-      let obj;
-      const streamWriteHook = this[hooksSym].streamWrite;
-      if (_obj === void 0 || _obj === null) {
-        obj = {};
-      } else if (_obj instanceof Error) {
-        obj = { [errorKey]: _obj };
-        if (msg === void 0) {
-          msg = _obj.message;
-        }
-      } else {
-        obj = _obj;
-        if (msg === void 0 && _obj[messageKey] === void 0 && _obj[errorKey]) {
-          msg = _obj[errorKey].message;
-        }
-      }
-      if (mixin) {
-        obj = mixinMergeStrategy(obj, mixin(obj, num2, this));
-      }
-      const s = this[asJsonSym](obj, msg, num2, t);
-      const stream = this[streamSym];
-      if (stream[needsMetadataGsym] === true) {
-        stream.lastLevel = num2;
-        stream.lastObj = obj;
-        stream.lastMsg = msg;
-        stream.lastTime = t.slice(this[timeSliceIndexSym]);
-        stream.lastLogger = this;
-      }
-      stream.write(streamWriteHook ? streamWriteHook(s) : s);
-    }
-    function flush(cb) {
-      if (cb != null && typeof cb !== "function") {
-        throw Error("callback must be a function");
-      }
-      const stream = this[streamSym];
-      if (typeof stream.flush === "function") {
-        stream.flush(cb || noop2);
-      } else if (cb) cb();
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/safe-stable-stringify@2.5.0/node_modules/safe-stable-stringify/index.js
-var require_safe_stable_stringify = __commonJS({
-  "../../node_modules/.pnpm/safe-stable-stringify@2.5.0/node_modules/safe-stable-stringify/index.js"(exports, module) {
-    "use strict";
-    var { hasOwnProperty } = Object.prototype;
-    var stringify = configure();
-    stringify.configure = configure;
-    stringify.stringify = stringify;
-    stringify.default = stringify;
-    exports.stringify = stringify;
-    exports.configure = configure;
-    module.exports = stringify;
-    var strEscapeSequencesRegExp = /[\u0000-\u001f\u0022\u005c\ud800-\udfff]/;
-    function strEscape(str2) {
-      if (str2.length < 5e3 && !strEscapeSequencesRegExp.test(str2)) {
-        return `"${str2}"`;
-      }
-      return JSON.stringify(str2);
-    }
-    function sort(array2, comparator) {
-      if (array2.length > 200 || comparator) {
-        return array2.sort(comparator);
-      }
-      for (let i = 1; i < array2.length; i++) {
-        const currentValue = array2[i];
-        let position = i;
-        while (position !== 0 && array2[position - 1] > currentValue) {
-          array2[position] = array2[position - 1];
-          position--;
-        }
-        array2[position] = currentValue;
-      }
-      return array2;
-    }
-    var typedArrayPrototypeGetSymbolToStringTag = Object.getOwnPropertyDescriptor(
-      Object.getPrototypeOf(
-        Object.getPrototypeOf(
-          new Int8Array()
-        )
-      ),
-      Symbol.toStringTag
-    ).get;
-    function isTypedArrayWithEntries(value) {
-      return typedArrayPrototypeGetSymbolToStringTag.call(value) !== void 0 && value.length !== 0;
-    }
-    function stringifyTypedArray(array2, separator, maximumBreadth) {
-      if (array2.length < maximumBreadth) {
-        maximumBreadth = array2.length;
-      }
-      const whitespace = separator === "," ? "" : " ";
-      let res = `"0":${whitespace}${array2[0]}`;
-      for (let i = 1; i < maximumBreadth; i++) {
-        res += `${separator}"${i}":${whitespace}${array2[i]}`;
-      }
-      return res;
-    }
-    function getCircularValueOption(options) {
-      if (hasOwnProperty.call(options, "circularValue")) {
-        const circularValue = options.circularValue;
-        if (typeof circularValue === "string") {
-          return `"${circularValue}"`;
-        }
-        if (circularValue == null) {
-          return circularValue;
-        }
-        if (circularValue === Error || circularValue === TypeError) {
-          return {
-            toString() {
-              throw new TypeError("Converting circular structure to JSON");
-            }
-          };
-        }
-        throw new TypeError('The "circularValue" argument must be of type string or the value null or undefined');
-      }
-      return '"[Circular]"';
-    }
-    function getDeterministicOption(options) {
-      let value;
-      if (hasOwnProperty.call(options, "deterministic")) {
-        value = options.deterministic;
-        if (typeof value !== "boolean" && typeof value !== "function") {
-          throw new TypeError('The "deterministic" argument must be of type boolean or comparator function');
-        }
-      }
-      return value === void 0 ? true : value;
-    }
-    function getBooleanOption(options, key) {
-      let value;
-      if (hasOwnProperty.call(options, key)) {
-        value = options[key];
-        if (typeof value !== "boolean") {
-          throw new TypeError(`The "${key}" argument must be of type boolean`);
-        }
-      }
-      return value === void 0 ? true : value;
-    }
-    function getPositiveIntegerOption(options, key) {
-      let value;
-      if (hasOwnProperty.call(options, key)) {
-        value = options[key];
-        if (typeof value !== "number") {
-          throw new TypeError(`The "${key}" argument must be of type number`);
-        }
-        if (!Number.isInteger(value)) {
-          throw new TypeError(`The "${key}" argument must be an integer`);
-        }
-        if (value < 1) {
-          throw new RangeError(`The "${key}" argument must be >= 1`);
-        }
-      }
-      return value === void 0 ? Infinity : value;
-    }
-    function getItemCount(number4) {
-      if (number4 === 1) {
-        return "1 item";
-      }
-      return `${number4} items`;
-    }
-    function getUniqueReplacerSet(replacerArray) {
-      const replacerSet = /* @__PURE__ */ new Set();
-      for (const value of replacerArray) {
-        if (typeof value === "string" || typeof value === "number") {
-          replacerSet.add(String(value));
-        }
-      }
-      return replacerSet;
-    }
-    function getStrictOption(options) {
-      if (hasOwnProperty.call(options, "strict")) {
-        const value = options.strict;
-        if (typeof value !== "boolean") {
-          throw new TypeError('The "strict" argument must be of type boolean');
-        }
-        if (value) {
-          return (value2) => {
-            let message = `Object can not safely be stringified. Received type ${typeof value2}`;
-            if (typeof value2 !== "function") message += ` (${value2.toString()})`;
-            throw new Error(message);
-          };
-        }
-      }
-    }
-    function configure(options) {
-      options = { ...options };
-      const fail = getStrictOption(options);
-      if (fail) {
-        if (options.bigint === void 0) {
-          options.bigint = false;
-        }
-        if (!("circularValue" in options)) {
-          options.circularValue = Error;
-        }
-      }
-      const circularValue = getCircularValueOption(options);
-      const bigint4 = getBooleanOption(options, "bigint");
-      const deterministic = getDeterministicOption(options);
-      const comparator = typeof deterministic === "function" ? deterministic : void 0;
-      const maximumDepth = getPositiveIntegerOption(options, "maximumDepth");
-      const maximumBreadth = getPositiveIntegerOption(options, "maximumBreadth");
-      function stringifyFnReplacer(key, parent, stack, replacer, spacer, indentation) {
-        let value = parent[key];
-        if (typeof value === "object" && value !== null && typeof value.toJSON === "function") {
-          value = value.toJSON(key);
-        }
-        value = replacer.call(parent, key, value);
-        switch (typeof value) {
-          case "string":
-            return strEscape(value);
-          case "object": {
-            if (value === null) {
-              return "null";
-            }
-            if (stack.indexOf(value) !== -1) {
-              return circularValue;
-            }
-            let res = "";
-            let join13 = ",";
-            const originalIndentation = indentation;
-            if (Array.isArray(value)) {
-              if (value.length === 0) {
-                return "[]";
-              }
-              if (maximumDepth < stack.length + 1) {
-                return '"[Array]"';
-              }
-              stack.push(value);
-              if (spacer !== "") {
-                indentation += spacer;
-                res += `
-${indentation}`;
-                join13 = `,
-${indentation}`;
-              }
-              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
-              let i = 0;
-              for (; i < maximumValuesToStringify - 1; i++) {
-                const tmp2 = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
-                res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join13;
-              }
-              const tmp = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
-              res += tmp !== void 0 ? tmp : "null";
-              if (value.length - 1 > maximumBreadth) {
-                const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join13}"... ${getItemCount(removedKeys)} not stringified"`;
-              }
-              if (spacer !== "") {
-                res += `
-${originalIndentation}`;
-              }
-              stack.pop();
-              return `[${res}]`;
-            }
-            let keys = Object.keys(value);
-            const keyLength = keys.length;
-            if (keyLength === 0) {
-              return "{}";
-            }
-            if (maximumDepth < stack.length + 1) {
-              return '"[Object]"';
-            }
-            let whitespace = "";
-            let separator = "";
-            if (spacer !== "") {
-              indentation += spacer;
-              join13 = `,
-${indentation}`;
-              whitespace = " ";
-            }
-            const maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
-            if (deterministic && !isTypedArrayWithEntries(value)) {
-              keys = sort(keys, comparator);
-            }
-            stack.push(value);
-            for (let i = 0; i < maximumPropertiesToStringify; i++) {
-              const key2 = keys[i];
-              const tmp = stringifyFnReplacer(key2, value, stack, replacer, spacer, indentation);
-              if (tmp !== void 0) {
-                res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join13;
-              }
-            }
-            if (keyLength > maximumBreadth) {
-              const removedKeys = keyLength - maximumBreadth;
-              res += `${separator}"...":${whitespace}"${getItemCount(removedKeys)} not stringified"`;
-              separator = join13;
-            }
-            if (spacer !== "" && separator.length > 1) {
-              res = `
-${indentation}${res}
-${originalIndentation}`;
-            }
-            stack.pop();
-            return `{${res}}`;
-          }
-          case "number":
-            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
-          case "boolean":
-            return value === true ? "true" : "false";
-          case "undefined":
-            return void 0;
-          case "bigint":
-            if (bigint4) {
-              return String(value);
-            }
-          // fallthrough
-          default:
-            return fail ? fail(value) : void 0;
-        }
-      }
-      function stringifyArrayReplacer(key, value, stack, replacer, spacer, indentation) {
-        if (typeof value === "object" && value !== null && typeof value.toJSON === "function") {
-          value = value.toJSON(key);
-        }
-        switch (typeof value) {
-          case "string":
-            return strEscape(value);
-          case "object": {
-            if (value === null) {
-              return "null";
-            }
-            if (stack.indexOf(value) !== -1) {
-              return circularValue;
-            }
-            const originalIndentation = indentation;
-            let res = "";
-            let join13 = ",";
-            if (Array.isArray(value)) {
-              if (value.length === 0) {
-                return "[]";
-              }
-              if (maximumDepth < stack.length + 1) {
-                return '"[Array]"';
-              }
-              stack.push(value);
-              if (spacer !== "") {
-                indentation += spacer;
-                res += `
-${indentation}`;
-                join13 = `,
-${indentation}`;
-              }
-              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
-              let i = 0;
-              for (; i < maximumValuesToStringify - 1; i++) {
-                const tmp2 = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
-                res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join13;
-              }
-              const tmp = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
-              res += tmp !== void 0 ? tmp : "null";
-              if (value.length - 1 > maximumBreadth) {
-                const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join13}"... ${getItemCount(removedKeys)} not stringified"`;
-              }
-              if (spacer !== "") {
-                res += `
-${originalIndentation}`;
-              }
-              stack.pop();
-              return `[${res}]`;
-            }
-            stack.push(value);
-            let whitespace = "";
-            if (spacer !== "") {
-              indentation += spacer;
-              join13 = `,
-${indentation}`;
-              whitespace = " ";
-            }
-            let separator = "";
-            for (const key2 of replacer) {
-              const tmp = stringifyArrayReplacer(key2, value[key2], stack, replacer, spacer, indentation);
-              if (tmp !== void 0) {
-                res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join13;
-              }
-            }
-            if (spacer !== "" && separator.length > 1) {
-              res = `
-${indentation}${res}
-${originalIndentation}`;
-            }
-            stack.pop();
-            return `{${res}}`;
-          }
-          case "number":
-            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
-          case "boolean":
-            return value === true ? "true" : "false";
-          case "undefined":
-            return void 0;
-          case "bigint":
-            if (bigint4) {
-              return String(value);
-            }
-          // fallthrough
-          default:
-            return fail ? fail(value) : void 0;
-        }
-      }
-      function stringifyIndent(key, value, stack, spacer, indentation) {
-        switch (typeof value) {
-          case "string":
-            return strEscape(value);
-          case "object": {
-            if (value === null) {
-              return "null";
-            }
-            if (typeof value.toJSON === "function") {
-              value = value.toJSON(key);
-              if (typeof value !== "object") {
-                return stringifyIndent(key, value, stack, spacer, indentation);
-              }
-              if (value === null) {
-                return "null";
-              }
-            }
-            if (stack.indexOf(value) !== -1) {
-              return circularValue;
-            }
-            const originalIndentation = indentation;
-            if (Array.isArray(value)) {
-              if (value.length === 0) {
-                return "[]";
-              }
-              if (maximumDepth < stack.length + 1) {
-                return '"[Array]"';
-              }
-              stack.push(value);
-              indentation += spacer;
-              let res2 = `
-${indentation}`;
-              const join14 = `,
-${indentation}`;
-              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
-              let i = 0;
-              for (; i < maximumValuesToStringify - 1; i++) {
-                const tmp2 = stringifyIndent(String(i), value[i], stack, spacer, indentation);
-                res2 += tmp2 !== void 0 ? tmp2 : "null";
-                res2 += join14;
-              }
-              const tmp = stringifyIndent(String(i), value[i], stack, spacer, indentation);
-              res2 += tmp !== void 0 ? tmp : "null";
-              if (value.length - 1 > maximumBreadth) {
-                const removedKeys = value.length - maximumBreadth - 1;
-                res2 += `${join14}"... ${getItemCount(removedKeys)} not stringified"`;
-              }
-              res2 += `
-${originalIndentation}`;
-              stack.pop();
-              return `[${res2}]`;
-            }
-            let keys = Object.keys(value);
-            const keyLength = keys.length;
-            if (keyLength === 0) {
-              return "{}";
-            }
-            if (maximumDepth < stack.length + 1) {
-              return '"[Object]"';
-            }
-            indentation += spacer;
-            const join13 = `,
-${indentation}`;
-            let res = "";
-            let separator = "";
-            let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
-            if (isTypedArrayWithEntries(value)) {
-              res += stringifyTypedArray(value, join13, maximumBreadth);
-              keys = keys.slice(value.length);
-              maximumPropertiesToStringify -= value.length;
-              separator = join13;
-            }
-            if (deterministic) {
-              keys = sort(keys, comparator);
-            }
-            stack.push(value);
-            for (let i = 0; i < maximumPropertiesToStringify; i++) {
-              const key2 = keys[i];
-              const tmp = stringifyIndent(key2, value[key2], stack, spacer, indentation);
-              if (tmp !== void 0) {
-                res += `${separator}${strEscape(key2)}: ${tmp}`;
-                separator = join13;
-              }
-            }
-            if (keyLength > maximumBreadth) {
-              const removedKeys = keyLength - maximumBreadth;
-              res += `${separator}"...": "${getItemCount(removedKeys)} not stringified"`;
-              separator = join13;
-            }
-            if (separator !== "") {
-              res = `
-${indentation}${res}
-${originalIndentation}`;
-            }
-            stack.pop();
-            return `{${res}}`;
-          }
-          case "number":
-            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
-          case "boolean":
-            return value === true ? "true" : "false";
-          case "undefined":
-            return void 0;
-          case "bigint":
-            if (bigint4) {
-              return String(value);
-            }
-          // fallthrough
-          default:
-            return fail ? fail(value) : void 0;
-        }
-      }
-      function stringifySimple(key, value, stack) {
-        switch (typeof value) {
-          case "string":
-            return strEscape(value);
-          case "object": {
-            if (value === null) {
-              return "null";
-            }
-            if (typeof value.toJSON === "function") {
-              value = value.toJSON(key);
-              if (typeof value !== "object") {
-                return stringifySimple(key, value, stack);
-              }
-              if (value === null) {
-                return "null";
-              }
-            }
-            if (stack.indexOf(value) !== -1) {
-              return circularValue;
-            }
-            let res = "";
-            const hasLength = value.length !== void 0;
-            if (hasLength && Array.isArray(value)) {
-              if (value.length === 0) {
-                return "[]";
-              }
-              if (maximumDepth < stack.length + 1) {
-                return '"[Array]"';
-              }
-              stack.push(value);
-              const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
-              let i = 0;
-              for (; i < maximumValuesToStringify - 1; i++) {
-                const tmp2 = stringifySimple(String(i), value[i], stack);
-                res += tmp2 !== void 0 ? tmp2 : "null";
-                res += ",";
-              }
-              const tmp = stringifySimple(String(i), value[i], stack);
-              res += tmp !== void 0 ? tmp : "null";
-              if (value.length - 1 > maximumBreadth) {
-                const removedKeys = value.length - maximumBreadth - 1;
-                res += `,"... ${getItemCount(removedKeys)} not stringified"`;
-              }
-              stack.pop();
-              return `[${res}]`;
-            }
-            let keys = Object.keys(value);
-            const keyLength = keys.length;
-            if (keyLength === 0) {
-              return "{}";
-            }
-            if (maximumDepth < stack.length + 1) {
-              return '"[Object]"';
-            }
-            let separator = "";
-            let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
-            if (hasLength && isTypedArrayWithEntries(value)) {
-              res += stringifyTypedArray(value, ",", maximumBreadth);
-              keys = keys.slice(value.length);
-              maximumPropertiesToStringify -= value.length;
-              separator = ",";
-            }
-            if (deterministic) {
-              keys = sort(keys, comparator);
-            }
-            stack.push(value);
-            for (let i = 0; i < maximumPropertiesToStringify; i++) {
-              const key2 = keys[i];
-              const tmp = stringifySimple(key2, value[key2], stack);
-              if (tmp !== void 0) {
-                res += `${separator}${strEscape(key2)}:${tmp}`;
-                separator = ",";
-              }
-            }
-            if (keyLength > maximumBreadth) {
-              const removedKeys = keyLength - maximumBreadth;
-              res += `${separator}"...":"${getItemCount(removedKeys)} not stringified"`;
-            }
-            stack.pop();
-            return `{${res}}`;
-          }
-          case "number":
-            return isFinite(value) ? String(value) : fail ? fail(value) : "null";
-          case "boolean":
-            return value === true ? "true" : "false";
-          case "undefined":
-            return void 0;
-          case "bigint":
-            if (bigint4) {
-              return String(value);
-            }
-          // fallthrough
-          default:
-            return fail ? fail(value) : void 0;
-        }
-      }
-      function stringify2(value, replacer, space) {
-        if (arguments.length > 1) {
-          let spacer = "";
-          if (typeof space === "number") {
-            spacer = " ".repeat(Math.min(space, 10));
-          } else if (typeof space === "string") {
-            spacer = space.slice(0, 10);
-          }
-          if (replacer != null) {
-            if (typeof replacer === "function") {
-              return stringifyFnReplacer("", { "": value }, [], replacer, spacer, "");
-            }
-            if (Array.isArray(replacer)) {
-              return stringifyArrayReplacer("", value, [], getUniqueReplacerSet(replacer), spacer, "");
-            }
-          }
-          if (spacer.length !== 0) {
-            return stringifyIndent("", value, [], spacer, "");
-          }
-        }
-        return stringifySimple("", value, []);
-      }
-      return stringify2;
-    }
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/multistream.js
-var require_multistream = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/lib/multistream.js"(exports, module) {
-    "use strict";
-    var metadata = /* @__PURE__ */ Symbol.for("pino.metadata");
-    var { DEFAULT_LEVELS } = require_constants6();
-    var DEFAULT_INFO_LEVEL = DEFAULT_LEVELS.info;
-    function multistream(streamsArray, opts) {
-      streamsArray = streamsArray || [];
-      opts = opts || { dedupe: false };
-      const streamLevels = Object.create(DEFAULT_LEVELS);
-      streamLevels.silent = Infinity;
-      if (opts.levels && typeof opts.levels === "object") {
-        Object.keys(opts.levels).forEach((i) => {
-          streamLevels[i] = opts.levels[i];
-        });
-      }
-      const res = {
-        write,
-        add,
-        remove,
-        emit,
-        flushSync,
-        end,
-        minLevel: 0,
-        lastId: 0,
-        streams: [],
-        clone: clone2,
-        [metadata]: true,
-        streamLevels
-      };
-      if (Array.isArray(streamsArray)) {
-        streamsArray.forEach(add, res);
-      } else {
-        add.call(res, streamsArray);
-      }
-      streamsArray = null;
-      return res;
-      function write(data) {
-        let dest;
-        const level = typeof this.lastLevel === "string" ? (this.streamLevels || streamLevels)[this.lastLevel] : this.lastLevel;
-        const { streams } = this;
-        let recordedLevel = 0;
-        let stream;
-        for (let i = initLoopVar(streams.length, opts.dedupe); checkLoopVar(i, streams.length, opts.dedupe); i = adjustLoopVar(i, opts.dedupe)) {
-          dest = streams[i];
-          if (dest.level <= level) {
-            if (recordedLevel !== 0 && recordedLevel !== dest.level) {
-              break;
-            }
-            stream = dest.stream;
-            if (stream[metadata]) {
-              const { lastTime, lastMsg, lastObj, lastLogger } = this;
-              stream.lastLevel = level;
-              stream.lastTime = lastTime;
-              stream.lastMsg = lastMsg;
-              stream.lastObj = lastObj;
-              stream.lastLogger = lastLogger;
-            }
-            stream.write(data);
-            if (opts.dedupe) {
-              recordedLevel = dest.level;
-            }
-          } else if (!opts.dedupe) {
-            break;
-          }
-        }
-      }
-      function emit(...args) {
-        for (const { stream } of this.streams) {
-          if (typeof stream.emit === "function") {
-            stream.emit(...args);
-          }
-        }
-      }
-      function flushSync() {
-        for (const { stream } of this.streams) {
-          if (typeof stream.flushSync === "function") {
-            stream.flushSync();
-          }
-        }
-      }
-      function add(dest) {
-        if (!dest) {
-          return this;
-        }
-        const isStream = typeof dest.write === "function" || dest.stream;
-        const stream_ = dest.write ? dest : dest.stream;
-        if (!isStream) {
-          throw Error("stream object needs to implement either StreamEntry or DestinationStream interface");
-        }
-        const { streams, streamLevels: streamLevels2 } = this;
-        let level;
-        if (typeof dest.levelVal === "number") {
-          level = dest.levelVal;
-        } else if (typeof dest.level === "string") {
-          level = streamLevels2[dest.level];
-        } else if (typeof dest.level === "number") {
-          level = dest.level;
-        } else {
-          level = DEFAULT_INFO_LEVEL;
-        }
-        const dest_ = {
-          stream: stream_,
-          level,
-          levelVal: void 0,
-          id: ++res.lastId
-        };
-        streams.unshift(dest_);
-        streams.sort(compareByLevel);
-        this.minLevel = streams[0].level;
-        return this;
-      }
-      function remove(id) {
-        const { streams } = this;
-        const index = streams.findIndex((s) => s.id === id);
-        if (index >= 0) {
-          streams.splice(index, 1);
-          streams.sort(compareByLevel);
-          this.minLevel = streams.length > 0 ? streams[0].level : -1;
-        }
-        return this;
-      }
-      function end() {
-        for (const { stream } of this.streams) {
-          if (typeof stream.flushSync === "function") {
-            stream.flushSync();
-          }
-          stream.end();
-        }
-      }
-      function clone2(level) {
-        const streams = new Array(this.streams.length);
-        for (let i = 0; i < streams.length; i++) {
-          streams[i] = {
-            level,
-            stream: this.streams[i].stream
-          };
-        }
-        return {
-          write,
-          add,
-          remove,
-          emit,
-          flushSync,
-          end,
-          minLevel: level,
-          streams,
-          clone: clone2,
-          [metadata]: true,
-          streamLevels
-        };
-      }
-    }
-    function compareByLevel(a, b) {
-      return a.level - b.level;
-    }
-    function initLoopVar(length, dedupe) {
-      return dedupe ? length - 1 : 0;
-    }
-    function adjustLoopVar(i, dedupe) {
-      return dedupe ? i - 1 : i + 1;
-    }
-    function checkLoopVar(i, length, dedupe) {
-      return dedupe ? i >= 0 : i < length;
-    }
-    module.exports = multistream;
-  }
-});
-
-// ../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/pino.js
-var require_pino = __commonJS({
-  "../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/pino.js"(exports, module) {
-    "use strict";
-    var os = __require("node:os");
-    var stdSerializers = require_pino_std_serializers();
-    var caller = require_caller();
-    var redaction = require_redaction();
-    var time3 = require_time();
-    var proto = require_proto();
-    var symbols = require_symbols2();
-    var { configure } = require_safe_stable_stringify();
-    var { assertDefaultLevelFound, mappings, genLsCache, genLevelComparison, assertLevelComparison } = require_levels();
-    var { DEFAULT_LEVELS, SORTING_ORDER } = require_constants6();
-    var {
-      createArgsNormalizer,
-      asChindings,
-      buildSafeSonicBoom,
-      buildFormatters,
-      stringify,
-      normalizeDestFileDescriptor,
-      noop: noop2
-    } = require_tools();
-    var { version: version2 } = require_meta();
-    var {
-      chindingsSym,
-      redactFmtSym,
-      serializersSym,
-      timeSym,
-      timeSliceIndexSym,
-      streamSym,
-      stringifySym,
-      stringifySafeSym,
-      stringifiersSym,
-      setLevelSym,
-      endSym,
-      formatOptsSym,
-      messageKeySym,
-      errorKeySym,
-      nestedKeySym,
-      mixinSym,
-      levelCompSym,
-      useOnlyCustomLevelsSym,
-      formattersSym,
-      hooksSym,
-      nestedKeyStrSym,
-      mixinMergeStrategySym,
-      msgPrefixSym,
-      transportUsesMultistreamSym
-    } = symbols;
-    var { epochTime, nullTime } = time3;
-    var { pid } = process;
-    var hostname3 = os.hostname();
-    var defaultErrorSerializer = stdSerializers.err;
-    var defaultOptions2 = {
-      level: "info",
-      levelComparison: SORTING_ORDER.ASC,
-      levels: DEFAULT_LEVELS,
-      messageKey: "msg",
-      errorKey: "err",
-      nestedKey: null,
-      enabled: true,
-      base: { pid, hostname: hostname3 },
-      serializers: Object.assign(/* @__PURE__ */ Object.create(null), {
-        err: defaultErrorSerializer
-      }),
-      formatters: Object.assign(/* @__PURE__ */ Object.create(null), {
-        bindings(bindings) {
-          return bindings;
-        },
-        level(label, number4) {
-          return { level: number4 };
-        }
-      }),
-      hooks: {
-        logMethod: void 0,
-        streamWrite: void 0
-      },
-      timestamp: epochTime,
-      name: void 0,
-      redact: null,
-      customLevels: null,
-      useOnlyCustomLevels: false,
-      depthLimit: 5,
-      edgeLimit: 100
-    };
-    var normalize = createArgsNormalizer(defaultOptions2);
-    var serializers = Object.assign(/* @__PURE__ */ Object.create(null), stdSerializers);
-    function pino2(...args) {
-      const instance = {};
-      const { opts, stream } = normalize(instance, caller(), ...args);
-      if (opts.level && typeof opts.level === "string" && DEFAULT_LEVELS[opts.level.toLowerCase()] !== void 0) opts.level = opts.level.toLowerCase();
-      const {
-        redact: redact2,
-        crlf,
-        serializers: serializers2,
-        timestamp,
-        messageKey,
-        errorKey,
-        nestedKey,
-        base,
-        name,
-        level,
-        customLevels,
-        levelComparison,
-        mixin,
-        mixinMergeStrategy,
-        useOnlyCustomLevels,
-        formatters,
-        hooks,
-        depthLimit,
-        edgeLimit,
-        onChild,
-        msgPrefix
-      } = opts;
-      const stringifySafe = configure({
-        maximumDepth: depthLimit,
-        maximumBreadth: edgeLimit
-      });
-      const allFormatters = buildFormatters(
-        formatters.level,
-        formatters.bindings,
-        formatters.log
-      );
-      const stringifyFn = stringify.bind({
-        [stringifySafeSym]: stringifySafe
-      });
-      const stringifiers = redact2 ? Object.assign(/* @__PURE__ */ Object.create(null), redaction(redact2, stringifyFn)) : /* @__PURE__ */ Object.create(null);
-      const formatOpts = redact2 ? { stringify: stringifiers[redactFmtSym] } : { stringify: stringifyFn };
-      const end = "}" + (crlf ? "\r\n" : "\n");
-      const coreChindings = asChindings.bind(null, {
-        [chindingsSym]: "",
-        [serializersSym]: serializers2,
-        [stringifiersSym]: stringifiers,
-        [stringifySym]: stringify,
-        [stringifySafeSym]: stringifySafe,
-        [formattersSym]: allFormatters
-      });
-      let chindings = "";
-      if (base !== null) {
-        if (name === void 0) {
-          chindings = coreChindings(base);
-        } else {
-          chindings = coreChindings(Object.assign({}, base, { name }));
-        }
-      }
-      const time4 = timestamp instanceof Function ? timestamp : timestamp ? epochTime : nullTime;
-      const timeSliceIndex = time4().indexOf(":") + 1;
-      if (useOnlyCustomLevels && !customLevels) throw Error("customLevels is required if useOnlyCustomLevels is set true");
-      if (mixin && typeof mixin !== "function") throw Error(`Unknown mixin type "${typeof mixin}" - expected "function"`);
-      if (msgPrefix && typeof msgPrefix !== "string") throw Error(`Unknown msgPrefix type "${typeof msgPrefix}" - expected "string"`);
-      assertDefaultLevelFound(level, customLevels, useOnlyCustomLevels);
-      const levels = mappings(customLevels, useOnlyCustomLevels);
-      if (stream && stream[transportUsesMultistreamSym] === true) {
-        let sampleLabel = typeof level === "string" ? level : void 0;
-        if (!sampleLabel || levels[sampleLabel] === void 0) {
-          sampleLabel = Object.keys(levels)[0];
-        }
-        const sampleNumber = levels[sampleLabel];
-        let ok = false;
-        try {
-          const formatted = formatters.level(sampleLabel, sampleNumber);
-          ok = formatted && typeof formatted === "object" && formatted.level === sampleNumber;
-        } catch {
-          ok = false;
-        }
-        if (!ok) {
-          process.emitWarning(
-            'custom formatters.level detected with multiple transport targets/pipelines; ensure logs include a numeric "level" field or they may be dropped',
-            { code: "PINO_TRANSPORT_MULTI_TARGETS_LEVEL_FORMATTER" }
-          );
-        }
-      }
-      if (typeof stream.emit === "function") {
-        stream.emit("message", { code: "PINO_CONFIG", config: { levels, messageKey, errorKey } });
-      }
-      assertLevelComparison(levelComparison);
-      const levelCompFunc = genLevelComparison(levelComparison);
-      Object.assign(instance, {
-        levels,
-        [levelCompSym]: levelCompFunc,
-        [useOnlyCustomLevelsSym]: useOnlyCustomLevels,
-        [streamSym]: stream,
-        [timeSym]: time4,
-        [timeSliceIndexSym]: timeSliceIndex,
-        [stringifySym]: stringify,
-        [stringifySafeSym]: stringifySafe,
-        [stringifiersSym]: stringifiers,
-        [endSym]: end,
-        [formatOptsSym]: formatOpts,
-        [messageKeySym]: messageKey,
-        [errorKeySym]: errorKey,
-        [nestedKeySym]: nestedKey,
-        // protect against injection
-        [nestedKeyStrSym]: nestedKey ? `,${JSON.stringify(nestedKey)}:{` : "",
-        [serializersSym]: serializers2,
-        [mixinSym]: mixin,
-        [mixinMergeStrategySym]: mixinMergeStrategy,
-        [chindingsSym]: chindings,
-        [formattersSym]: allFormatters,
-        [hooksSym]: hooks,
-        silent: noop2,
-        onChild,
-        [msgPrefixSym]: msgPrefix
-      });
-      Object.setPrototypeOf(instance, proto());
-      genLsCache(instance);
-      instance[setLevelSym](level);
-      return instance;
-    }
-    module.exports = pino2;
-    module.exports.destination = (dest = process.stdout.fd) => {
-      if (typeof dest === "object") {
-        dest.dest = normalizeDestFileDescriptor(dest.dest || process.stdout.fd);
-        return buildSafeSonicBoom(dest);
-      } else {
-        return buildSafeSonicBoom({ dest: normalizeDestFileDescriptor(dest), minLength: 0 });
-      }
-    };
-    module.exports.transport = require_transport();
-    module.exports.multistream = require_multistream();
-    module.exports.levels = mappings();
-    module.exports.stdSerializers = serializers;
-    module.exports.stdTimeFunctions = Object.assign({}, time3);
-    module.exports.symbols = symbols;
-    module.exports.version = version2;
-    module.exports.default = pino2;
-    module.exports.pino = pino2;
-  }
-});
-
-// ../../node_modules/.pnpm/rotating-file-stream@3.2.10/node_modules/rotating-file-stream/dist/esm/index.js
-import { exec } from "child_process";
-import { createGzip } from "zlib";
-import { Writable } from "stream";
-import { access, constants as constants2, createReadStream, createWriteStream } from "fs";
-import { mkdir, open as open5, readFile as readFile8, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
-import { sep as sep2 } from "path";
-import { TextDecoder as TextDecoder2 } from "util";
-import { setTimeout as setTimeout2 } from "timers";
-async function exists(filename) {
-  return new Promise((resolve5) => access(filename, constants2.F_OK, (error62) => resolve5(!error62)));
-}
-function buildNumberCheck(field) {
-  return (type, options, value) => {
-    const converted = parseInt(value, 10);
-    if (type !== "number" || converted !== value || converted <= 0)
-      throw new Error(`'${field}' option must be a positive integer number`);
-  };
-}
-function buildStringCheck(field, check2) {
-  return (type, options, value) => {
-    if (type !== "string")
-      throw new Error(`Don't know how to handle 'options.${field}' type: ${type}`);
-    options[field] = check2(value);
-  };
-}
-function checkMeasure(value, what, units) {
-  const ret = {};
-  ret.num = parseInt(value, 10);
-  if (isNaN(ret.num))
-    throw new Error(`Unknown 'options.${what}' format: ${value}`);
-  if (ret.num <= 0)
-    throw new Error(`A positive integer number is expected for 'options.${what}'`);
-  ret.unit = value.replace(/^[ 0]*/g, "").substr((ret.num + "").length, 1);
-  if (ret.unit.length === 0)
-    throw new Error(`Missing unit for 'options.${what}'`);
-  if (!units[ret.unit])
-    throw new Error(`Unknown 'options.${what}' unit: ${ret.unit}`);
-  return ret;
-}
-function checkIntervalUnit(ret, unit, amount2) {
-  if (parseInt(amount2 / ret.num, 10) * ret.num !== amount2)
-    throw new Error(`An integer divider of ${amount2} is expected as ${unit} for 'options.interval'`);
-}
-function checkInterval(value) {
-  const ret = checkMeasure(value, "interval", intervalUnits);
-  switch (ret.unit) {
-    case "h":
-      checkIntervalUnit(ret, "hours", 24);
-      break;
-    case "m":
-      checkIntervalUnit(ret, "minutes", 60);
-      break;
-    case "s":
-      checkIntervalUnit(ret, "seconds", 60);
-      break;
-  }
-  return ret;
-}
-function checkSize(value) {
-  const ret = checkMeasure(value, "size", sizeUnits);
-  if (ret.unit === "K")
-    return ret.num * 1024;
-  if (ret.unit === "M")
-    return ret.num * 1048576;
-  if (ret.unit === "G")
-    return ret.num * 1073741824;
-  return ret.num;
-}
-function checkOpts(options) {
-  const ret = {};
-  let opt;
-  for (opt in options) {
-    const value = options[opt];
-    const type = typeof value;
-    if (!(opt in checks))
-      throw new Error(`Unknown option: ${opt}`);
-    ret[opt] = options[opt];
-    checks[opt](type, ret, value);
-  }
-  if (!ret.path)
-    ret.path = "";
-  if (!ret.interval) {
-    delete ret.immutable;
-    delete ret.initialRotation;
-    delete ret.intervalBoundary;
-    delete ret.intervalUTC;
-  }
-  if (ret.rotate) {
-    delete ret.history;
-    delete ret.immutable;
-    delete ret.maxFiles;
-    delete ret.maxSize;
-    delete ret.intervalBoundary;
-    delete ret.intervalUTC;
-  }
-  if (ret.immutable)
-    delete ret.compress;
-  if (!ret.intervalBoundary)
-    delete ret.initialRotation;
-  return ret;
-}
-function createClassical(filename, compress, omitExtension) {
-  return (index) => index ? `${filename}.${index}${compress && !omitExtension ? ".gz" : ""}` : filename;
-}
-function createGenerator(filename, compress, omitExtension) {
-  const pad = (num2) => (num2 > 9 ? "" : "0") + num2;
-  return (time3, index) => {
-    if (!time3)
-      return filename;
-    const month = time3.getFullYear() + "" + pad(time3.getMonth() + 1);
-    const day = pad(time3.getDate());
-    const hour = pad(time3.getHours());
-    const minute = pad(time3.getMinutes());
-    return month + day + "-" + hour + minute + "-" + pad(index) + "-" + filename + (compress && !omitExtension ? ".gz" : "");
-  };
-}
-function createStream(filename, options) {
-  if (typeof options === "undefined")
-    options = {};
-  else if (typeof options !== "object")
-    throw new Error(`The "options" argument must be of type object. Received type ${typeof options}`);
-  const opts = checkOpts(options);
-  const { compress, omitExtension } = opts;
-  let generator;
-  if (typeof filename === "string")
-    generator = options.rotate ? createClassical(filename, !!compress, omitExtension) : createGenerator(filename, !!compress, omitExtension);
-  else if (typeof filename === "function")
-    generator = filename;
-  else
-    throw new Error(`The "filename" argument must be one of type string or function. Received type ${typeof filename}`);
-  return new RotatingFileStream(generator, opts);
-}
-var RotatingFileStreamError, RotatingFileStream, intervalUnits, sizeUnits, checks;
-var init_esm2 = __esm({
-  "../../node_modules/.pnpm/rotating-file-stream@3.2.10/node_modules/rotating-file-stream/dist/esm/index.js"() {
-    "use strict";
-    RotatingFileStreamError = class extends Error {
-      code = "RFS-TOO-MANY";
-      constructor() {
-        super("Too many destination file attempts");
-      }
-    };
-    RotatingFileStream = class extends Writable {
-      createGzip;
-      exec;
-      file;
-      filename;
-      finished;
-      fsCreateReadStream;
-      fsCreateWriteStream;
-      fsOpen;
-      fsReadFile;
-      fsStat;
-      fsUnlink;
-      generator;
-      initPromise;
-      last;
-      maxTimeout;
-      next;
-      options;
-      prev;
-      rotation;
-      size;
-      stdout;
-      timeout;
-      timeoutPromise;
-      constructor(generator, options) {
-        const { encoding, history, maxFiles, maxSize, path } = options;
-        super({ decodeStrings: true, defaultEncoding: encoding });
-        this.createGzip = createGzip;
-        this.exec = exec;
-        this.filename = path + generator(null);
-        this.fsCreateReadStream = createReadStream;
-        this.fsCreateWriteStream = createWriteStream;
-        this.fsOpen = open5;
-        this.fsReadFile = readFile8;
-        this.fsStat = stat6;
-        this.fsUnlink = unlink2;
-        this.generator = generator;
-        this.maxTimeout = 2147483640;
-        this.options = options;
-        this.stdout = process.stdout;
-        if (maxFiles || maxSize)
-          options.history = path + (history ? history : this.generator(null) + ".txt");
-        this.on("close", () => this.finished ? null : this.emit("finish"));
-        this.on("finish", () => this.finished = this.clear());
-        (async () => {
-          try {
-            this.initPromise = this.init();
-            await this.initPromise;
-            delete this.initPromise;
-          } catch (e) {
-            this.destroy(e);
-          }
-        })();
-      }
-      _destroy(error62, callback) {
-        this.refinal(error62, callback);
-      }
-      _final(callback) {
-        this.refinal(void 0, callback);
-      }
-      _write(chunk, encoding, callback) {
-        this.rewrite([{ chunk, encoding }], 0, callback);
-      }
-      _writev(chunks, callback) {
-        this.rewrite(chunks, 0, callback);
-      }
-      async refinal(error62, callback) {
-        try {
-          this.clear();
-          if (this.initPromise)
-            await this.initPromise;
-          if (this.timeoutPromise)
-            await this.timeoutPromise;
-          await this.reclose();
-        } catch (e) {
-          return callback(error62 || e);
-        }
-        callback(error62);
-      }
-      async rewrite(chunks, index, callback) {
-        const { size, teeToStdout } = this.options;
-        try {
-          if (this.initPromise)
-            await this.initPromise;
-          for (let i = 0; i < chunks.length; ++i) {
-            const { chunk } = chunks[i];
-            this.size += chunk.length;
-            if (this.timeoutPromise)
-              await this.timeoutPromise;
-            await this.file.write(chunk);
-            if (teeToStdout && !this.stdout.destroyed)
-              this.stdout.write(chunk);
-            if (size && this.size >= size)
-              await this.rotate();
-          }
-        } catch (e) {
-          return callback(e);
-        }
-        callback();
-      }
-      async init() {
-        const { immutable, initialRotation, interval, size } = this.options;
-        if (immutable)
-          return new Promise((resolve5, reject) => process.nextTick(() => this.immutate(true).then(resolve5).catch(reject)));
-        let stats;
-        try {
-          stats = await stat6(this.filename);
-        } catch (e) {
-          if (e.code !== "ENOENT")
-            throw e;
-          return this.reopen(0);
-        }
-        if (!stats.isFile())
-          throw new Error(`Can't write on: ${this.filename} (it is not a file)`);
-        if (initialRotation) {
-          this.intervalBounds(this.now());
-          const prev = this.prev;
-          this.intervalBounds(new Date(stats.mtime.getTime()));
-          if (prev !== this.prev)
-            return this.rotate();
-        }
-        this.size = stats.size;
-        if (!size || stats.size < size)
-          return this.reopen(stats.size);
-        if (interval)
-          this.intervalBounds(this.now());
-        return this.rotate();
-      }
-      async makePath(name) {
-        return mkdir(name.split(sep2).slice(0, -1).join(sep2), { recursive: true });
-      }
-      async reopen(size) {
-        let file2;
-        try {
-          file2 = await open5(this.filename, "a", this.options.mode);
-        } catch (e) {
-          if (e.code !== "ENOENT")
-            throw e;
-          await this.makePath(this.filename);
-          file2 = await open5(this.filename, "a", this.options.mode);
-        }
-        this.file = file2;
-        this.size = size;
-        this.interval();
-        this.emit("open", this.filename);
-      }
-      async reclose() {
-        const { file: file2 } = this;
-        if (!file2)
-          return;
-        delete this.file;
-        return file2.close();
-      }
-      now() {
-        return /* @__PURE__ */ new Date();
-      }
-      async rotate() {
-        const { immutable, rotate } = this.options;
-        this.size = 0;
-        this.rotation = this.now();
-        this.clear();
-        this.emit("rotation");
-        await this.reclose();
-        if (rotate)
-          return this.classical();
-        if (immutable)
-          return this.immutate(false);
-        return this.move();
-      }
-      async findName() {
-        const { interval, path, intervalBoundary } = this.options;
-        for (let index = 1; index < 1e3; ++index) {
-          const filename = path + this.generator(interval && intervalBoundary ? new Date(this.prev) : this.rotation, index);
-          if (!await exists(filename))
-            return filename;
-        }
-        throw new RotatingFileStreamError();
-      }
-      async move() {
-        const { compress } = this.options;
-        const filename = await this.findName();
-        await this.touch(filename);
-        if (compress)
-          await this.compress(filename);
-        else
-          await rename(this.filename, filename);
-        return this.rotated(filename);
-      }
-      async touch(filename) {
-        let file2;
-        try {
-          file2 = await this.fsOpen(filename, "a");
-        } catch (e) {
-          if (e.code !== "ENOENT")
-            throw e;
-          await this.makePath(filename);
-          file2 = await open5(filename, "a");
-        }
-        await file2.close();
-        return this.unlink(filename);
-      }
-      async classical() {
-        const { compress, path, rotate } = this.options;
-        let rotatedName = "";
-        for (let count = rotate; count > 0; --count) {
-          const currName = path + this.generator(count);
-          const prevName = count === 1 ? this.filename : path + this.generator(count - 1);
-          if (!await exists(prevName))
-            continue;
-          if (!rotatedName)
-            rotatedName = currName;
-          if (count === 1 && compress)
-            await this.compress(currName);
-          else {
-            try {
-              await rename(prevName, currName);
-            } catch (e) {
-              if (e.code !== "ENOENT")
-                throw e;
-              await this.makePath(currName);
-              await rename(prevName, currName);
-            }
-          }
-        }
-        return this.rotated(rotatedName);
-      }
-      clear() {
-        if (this.timeout) {
-          clearTimeout(this.timeout);
-          this.timeout = null;
-        }
-        return true;
-      }
-      intervalBoundsBig(now) {
-        const year = this.options.intervalUTC ? now.getUTCFullYear() : now.getFullYear();
-        let month = this.options.intervalUTC ? now.getUTCMonth() : now.getMonth();
-        let day = this.options.intervalUTC ? now.getUTCDate() : now.getDate();
-        let hours = this.options.intervalUTC ? now.getUTCHours() : now.getHours();
-        const { num: num2, unit } = this.options.interval;
-        if (unit === "M") {
-          day = 1;
-          hours = 0;
-        } else if (unit === "d")
-          hours = 0;
-        else
-          hours = parseInt(hours / num2, 10) * num2;
-        this.prev = this.options.intervalUTC ? Date.UTC(year, month, day, hours, 0, 0, 0) : new Date(year, month, day, hours, 0, 0, 0).getTime();
-        if (unit === "M")
-          month += num2;
-        else if (unit === "d")
-          day += num2;
-        else
-          hours += num2;
-        this.next = this.options.intervalUTC ? Date.UTC(year, month, day, hours, 0, 0, 0) : new Date(year, month, day, hours, 0, 0, 0).getTime();
-      }
-      intervalBounds(now) {
-        const unit = this.options.interval.unit;
-        if (unit === "M" || unit === "d" || unit === "h")
-          this.intervalBoundsBig(now);
-        else {
-          let period = 1e3 * this.options.interval.num;
-          if (unit === "m")
-            period *= 60;
-          this.prev = parseInt(now.getTime() / period, 10) * period;
-          this.next = this.prev + period;
-        }
-        return new Date(this.prev);
-      }
-      interval() {
-        if (!this.options.interval)
-          return;
-        this.intervalBounds(this.now());
-        const set2 = async () => {
-          const time3 = this.next - this.now().getTime();
-          if (time3 <= 0) {
-            try {
-              this.timeoutPromise = this.rotate();
-              await this.timeoutPromise;
-              delete this.timeoutPromise;
-            } catch (e) {
-            }
-          } else {
-            this.timeout = setTimeout2(set2, time3 > this.maxTimeout ? this.maxTimeout : time3);
-            this.timeout.unref();
-          }
-        };
-        set2();
-      }
-      async compress(filename) {
-        const { compress } = this.options;
-        if (typeof compress === "function") {
-          await new Promise((resolve5, reject) => {
-            this.exec(compress(this.filename, filename), (error62, stdout, stderr) => {
-              this.emit("external", stdout, stderr);
-              error62 ? reject(error62) : resolve5();
-            });
-          });
-        } else
-          await this.gzip(filename);
-        return this.unlink(this.filename);
-      }
-      async gzip(filename) {
-        const { mode } = this.options;
-        const options = mode ? { mode } : {};
-        const inp = this.fsCreateReadStream(this.filename, {});
-        const out = this.fsCreateWriteStream(filename, options);
-        const zip = this.createGzip();
-        await new Promise((resolve5, reject) => {
-          inp.once("error", reject);
-          out.once("error", reject);
-          zip.once("error", reject);
-          out.once("finish", resolve5);
-          inp.pipe(zip).pipe(out);
-        });
-        await Promise.all([
-          new Promise((resolve5) => zip.close(resolve5)),
-          new Promise((resolve5) => out.close((err) => {
-            if (err)
-              this.emit("warning", err);
-            resolve5();
-          }))
-        ]);
-      }
-      async rotated(filename) {
-        const { maxFiles, maxSize } = this.options;
-        if (maxFiles || maxSize)
-          await this.history(filename);
-        this.emit("rotated", filename);
-        return this.reopen(0);
-      }
-      async history(filename) {
-        const { history, maxFiles, maxSize } = this.options;
-        const res = [];
-        let files = [filename];
-        try {
-          const content = await this.fsReadFile(history, "utf8");
-          files = [...content.toString().split("\n"), filename];
-        } catch (e) {
-          if (e.code !== "ENOENT")
-            throw e;
-        }
-        for (const file2 of files) {
-          if (file2) {
-            try {
-              const stats = await this.fsStat(file2);
-              if (stats.isFile()) {
-                res.push({
-                  name: file2,
-                  size: stats.size,
-                  time: stats.mtime.getTime()
-                });
-              } else
-                this.emit("warning", new Error(`File '${file2}' contained in history is not a regular file`));
-            } catch (e) {
-              if (e.code !== "ENOENT")
-                throw e;
-            }
-          }
-        }
-        res.sort((a, b) => a.time - b.time);
-        if (maxFiles) {
-          while (res.length > maxFiles) {
-            const file2 = res.shift();
-            await this.unlink(file2.name);
-            this.emit("removed", file2.name, true);
-          }
-        }
-        if (maxSize) {
-          while (res.reduce((size, file2) => size + file2.size, 0) > maxSize) {
-            const file2 = res.shift();
-            await this.unlink(file2.name);
-            this.emit("removed", file2.name, false);
-          }
-        }
-        await writeFile(history, res.map((e) => e.name).join("\n") + "\n", "utf-8");
-        this.emit("history");
-      }
-      async immutate(first) {
-        const { size } = this.options;
-        const now = this.now();
-        for (let index = 1; index < 1e3; ++index) {
-          let fileSize = 0;
-          let stats = void 0;
-          this.filename = this.options.path + this.generator(now, index);
-          try {
-            stats = await this.fsStat(this.filename);
-          } catch (e) {
-            if (e.code !== "ENOENT")
-              throw e;
-          }
-          if (stats) {
-            fileSize = stats.size;
-            if (!stats.isFile())
-              throw new Error(`Can't write on: '${this.filename}' (it is not a file)`);
-            if (size && fileSize >= size)
-              continue;
-          }
-          if (first) {
-            this.last = this.filename;
-            return this.reopen(fileSize);
-          }
-          await this.rotated(this.last);
-          this.last = this.filename;
-          return;
-        }
-        throw new RotatingFileStreamError();
-      }
-      async unlink(filename) {
-        try {
-          await this.fsUnlink(filename);
-        } catch (e) {
-          if (e.code !== "ENOENT")
-            throw e;
-          this.emit("warning", e);
-        }
-      }
-    };
-    intervalUnits = { M: true, d: true, h: true, m: true, s: true };
-    sizeUnits = { B: true, G: true, K: true, M: true };
-    checks = {
-      encoding: (type, options, value) => new TextDecoder2(value),
-      immutable: () => {
-      },
-      initialRotation: () => {
-      },
-      interval: buildStringCheck("interval", checkInterval),
-      intervalBoundary: () => {
-      },
-      intervalUTC: () => {
-      },
-      maxFiles: buildNumberCheck("maxFiles"),
-      maxSize: buildStringCheck("maxSize", checkSize),
-      mode: () => {
-      },
-      omitExtension: () => {
-      },
-      rotate: buildNumberCheck("rotate"),
-      size: buildStringCheck("size", checkSize),
-      teeToStdout: () => {
-      },
-      ...{
-        compress: (type, options, value) => {
-          if (value === false)
-            return;
-          if (!value)
-            throw new Error("A value for 'options.compress' must be specified");
-          if (type === "boolean")
-            return options.compress = (source, dest) => `cat ${source} | gzip -c9 > ${dest}`;
-          if (type === "function")
-            return;
-          if (type !== "string")
-            throw new Error(`Don't know how to handle 'options.compress' type: ${type}`);
-          if (value !== "gzip")
-            throw new Error(`Don't know how to handle compression method: ${value}`);
-        },
-        history: (type) => {
-          if (type !== "string")
-            throw new Error(`Don't know how to handle 'options.history' type: ${type}`);
-        },
-        path: (type, options, value) => {
-          if (type !== "string")
-            throw new Error(`Don't know how to handle 'options.path' type: ${type}`);
-          if (value[value.length - 1] !== sep2)
-            options.path = value + sep2;
-        }
-      }
-    };
-  }
-});
-
-// ../cli/src/daemon/log.ts
-import { basename as basename8, dirname as dirname7 } from "node:path";
-function createDaemonLogger(logFile, level = "info") {
-  const stream = createStream(basename8(logFile), {
-    path: dirname7(logFile),
-    size: "10M",
-    rotate: 3,
-    mode: 384
-  });
-  return (0, import_pino.pino)(
-    { level, base: { pid: process.pid }, timestamp: import_pino.pino.stdTimeFunctions.isoTime },
-    stream
-  );
-}
-function sdkLogger(log) {
-  const at = (level) => (message, ...args) => {
-    const extra = args[0];
-    if (extra instanceof Error) log[level]({ err: { message: extra.message } }, message);
-    else if (extra !== void 0 && typeof extra === "object") log[level](extra, message);
-    else log[level](message);
-  };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
-var import_pino;
-var init_log = __esm({
-  "../cli/src/daemon/log.ts"() {
-    "use strict";
-    import_pino = __toESM(require_pino(), 1);
-    init_esm2();
-  }
-});
-
-// ../cli/src/daemon/watch-sources.ts
-import { basename as basename9, join as join12, resolve as resolve4 } from "node:path";
-function parseWatchPaths(value, cwd) {
-  if (value === void 0 || value.trim() === "") return [];
-  const out = [];
-  for (const raw of value.split(",")) {
-    const entry = raw.trim();
-    if (entry === "") continue;
-    const eq = entry.indexOf("=");
-    if (eq > 0 && !entry.slice(0, eq).includes("/")) {
-      const name = entry.slice(0, eq).trim();
-      const agent2 = resolveAgent(name);
-      if (!agent2) {
-        throw new UsageError(
-          `${ENV.watchPaths}: unknown agent "${name}" in "${entry}" (known: ${Object.keys(ADAPTERS).join(", ")})`,
-          {
-            hint: `Use a directory, or agent=directory, e.g. ${ENV.watchPaths}=/watch/.claude,codex=/watch/codex`
-          }
-        );
-      }
-      const path = entry.slice(eq + 1).trim();
-      if (path === "") throw new UsageError(`${ENV.watchPaths}: "${entry}" names no directory`);
-      out.push({ agent: agent2, path: resolve4(cwd, path) });
-    } else {
-      out.push({ agent: void 0, path: resolve4(cwd, entry) });
-    }
-  }
-  return out;
-}
-async function recognizeLayout(dir) {
-  const name = basename9(dir);
-  for (const l of LAYOUTS) if (l.names.includes(name)) return l.agent;
-  for (const l of LAYOUTS) {
-    for (const m of l.markers) {
-      if (await isDir(join12(dir, m))) return l.agent;
-    }
-  }
-  return void 0;
-}
-async function resolveWatchSources(env, watchPaths, home) {
-  const roots = /* @__PURE__ */ new Map();
-  const add = (agent2, root) => {
-    let set2 = roots.get(agent2);
-    if (!set2) roots.set(agent2, set2 = /* @__PURE__ */ new Set());
-    set2.add(root);
-  };
-  for (const [id, adapter] of Object.entries(ADAPTERS)) {
-    if (id === "aider" && !env.AIDER_CHAT_HISTORY_FILE) continue;
-    for (const root of adapter.defaultRoots(env, home)) add(id, root);
-  }
-  for (const w of watchPaths) {
-    const agent2 = w.agent ?? await recognizeLayout(w.path);
-    if (agent2) add(agent2, w.path);
-    else for (const id of Object.keys(ADAPTERS)) add(id, w.path);
-  }
-  return [...roots].map(([agent2, set2]) => ({ agent: agent2, roots: [...set2] }));
-}
-var LAYOUTS;
-var init_watch_sources = __esm({
-  "../cli/src/daemon/watch-sources.ts"() {
-    "use strict";
-    init_schemas3();
-    init_files();
-    init_adapters();
-    init_errors5();
-    LAYOUTS = [
-      { agent: "claude-code", names: [".claude"], markers: ["projects"] },
-      { agent: "codex", names: [".codex"], markers: ["sessions", "archived_sessions"] },
-      { agent: "gemini-cli", names: [".gemini"], markers: ["tmp"] },
-      { agent: "copilot", names: [".copilot"], markers: ["session-state"] },
-      { agent: "cursor", names: [".cursor"], markers: ["agent-transcripts"] },
-      { agent: "opencode", names: ["opencode"], markers: ["storage"] }
-    ];
-  }
-});
-
-// ../cli/src/daemon/daemon.ts
-import { EventEmitter as EventEmitter2, once } from "node:events";
-import { watch } from "node:fs";
-import { mkdir as mkdir2, open as open6, readFile as readFile9, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname as dirname8 } from "node:path";
-function timingsFromEnv(env) {
-  const raw = env.HIVEMIND_TEST_DAEMON_TIMINGS;
-  if (env.NODE_ENV !== "test" || !raw) return void 0;
-  const parsed = JSON.parse(raw);
-  const out = {};
-  for (const key of Object.keys(DEFAULT_TIMINGS)) {
-    const v = parsed[key];
-    if (typeof v === "number" && v >= 0) out[key] = v;
-  }
-  return out;
-}
-async function acquirePidFile(paths) {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open6(paths.pidFile, "wx", 384);
-      await fh.writeFile(`${process.pid}
-`);
-      await fh.close();
-      return;
-    } catch (err) {
-      if (err.code !== "EEXIST") throw err;
-    }
-    const pid = Number.parseInt((await readFile9(paths.pidFile, "utf8").catch(() => "")).trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new DaemonAlreadyRunningError(pid, paths.stateDir);
-    }
-    await unlink3(paths.pidFile).catch(() => {
-    });
-  }
-  throw new Error(`could not create ${paths.pidFile}`);
-}
-async function releasePidFile(paths) {
-  const pid = (await readFile9(paths.pidFile, "utf8").catch(() => "")).trim();
-  if (pid === String(process.pid)) await unlink3(paths.pidFile).catch(() => {
-  });
-}
-var DEFAULT_TIMINGS, DaemonAlreadyRunningError, Daemon;
-var init_daemon = __esm({
-  "../cli/src/daemon/daemon.ts"() {
-    "use strict";
-    init_src();
-    init_client2();
-    init_errors5();
-    init_checkpoint_store();
-    init_discovery();
-    init_plan();
-    init_uploader();
-    init_version();
-    init_control_server();
-    init_log();
-    init_state_dir();
-    init_watch_sources();
-    DEFAULT_TIMINGS = {
-      batchWindowMs: 250,
-      rescanMs: 2e3,
-      heartbeatMs: 2e3,
-      backoffMs: 500,
-      maxBackoffMs: 3e4,
-      pausedRetryMs: 5e3
-    };
-    DaemonAlreadyRunningError = class extends ExitError {
-      code = "ERR_DAEMON_RUNNING";
-      pid;
-      constructor(pid, stateDir) {
-        super(EXIT.failed, `a daemon is already running for state dir ${stateDir} (pid ${pid})`, {
-          hint: "Stop it with `hivemind stop`, or pass another --state-dir."
-        });
-        this.pid = pid;
-      }
-    };
-    Daemon = class _Daemon {
-      paths;
-      #opts;
-      #t;
-      #log;
-      #upload;
-      #store;
-      #events = new EventEmitter2();
-      #known = /* @__PURE__ */ new Map();
-      #watchers = /* @__PURE__ */ new Map();
-      #startedAt = /* @__PURE__ */ new Date();
-      #control;
-      #sources = [];
-      #timer;
-      #timerAt = 0;
-      #running;
-      #dirty = false;
-      #attempt = 0;
-      #retryAt = 0;
-      #rescanTimer;
-      #heartbeatTimer;
-      #state = "starting";
-      #stopping = false;
-      #filesWatched = 0;
-      #pending = { files: 0, events: 0, bytes: 0 };
-      #sessionsSent = /* @__PURE__ */ new Set();
-      #uploaded = {
-        sessions: 0,
-        batches: 0,
-        events: 0,
-        accepted: 0,
-        duplicates: 0,
-        rejected: 0
-      };
-      #lastUploadAt;
-      #lastError = null;
-      #failingSince;
-      #pauseReason;
-      #drained = null;
-      #unreadableLogged = /* @__PURE__ */ new Set();
-      #token;
-      constructor(opts, store) {
-        this.#opts = opts;
-        this.#t = { ...DEFAULT_TIMINGS, ...opts.timings };
-        this.#log = opts.logger;
-        this.paths = daemonPaths(opts.stateDir);
-        this.#store = store;
-        this.#upload = createUploadClient({
-          endpoint: opts.endpoint,
-          env: opts.env,
-          clock: opts.clock,
-          logger: sdkLogger(opts.logger)
-        });
-        this.#upload.tokenManager.on("state", ({ state, error: error62 }) => {
-          this.#log.info({ token_state: state, reason: error62?.message }, "token state changed");
-        });
-      }
-      /**
-       * Takes the state dir (pid file, created exclusively; a stale one from a dead process
-       * is replaced), opens the checkpoint store, listens on the control socket and starts
-       * the first pass: what is already on disk and not yet acknowledged goes first.
-       */
-      static async start(opts) {
-        const paths = daemonPaths(opts.stateDir);
-        await mkdir2(opts.stateDir, { recursive: true, mode: 448 });
-        await acquirePidFile(paths);
-        let store;
-        let daemon;
-        try {
-          store = CheckpointStore.open(opts.stateDir);
-          const d = new _Daemon(opts, store);
-          d.#control = await startControlServer(paths.socket, {
-            status: () => d.status(),
-            flush: (timeoutMs) => d.flush(timeoutMs)
-          });
-          daemon = d;
-        } catch (err) {
-          store?.close();
-          await unlink3(paths.pidFile).catch(() => {
-          });
-          throw err;
-        }
-        daemon.#state = "running";
-        daemon.#heartbeatTimer = setInterval(() => void daemon.#writeState(), daemon.#t.heartbeatMs);
-        daemon.#rescanTimer = setInterval(() => daemon.#kick(0), daemon.#t.rescanMs);
-        daemon.#heartbeatTimer.unref();
-        daemon.#rescanTimer.unref();
-        await daemon.#writeState();
-        opts.logger.info(
-          { state_dir: opts.stateDir, endpoint: daemon.#upload.endpoint, socket: paths.socket },
-          `hivemind daemon ${VERSION} started`
-        );
-        daemon.#kick(0);
-        return daemon;
-      }
-      /**
-       * Gets a credential and asks the server who it belongs to: the check `hivemind start`
-       * waits for, so a wrong selector, a missing permission or a policy denial fails there.
-       */
-      async verifyCredential() {
-        const verified = await this.#upload.verify();
-        this.#token = await this.#upload.tokenManager.getToken();
-        return verified;
-      }
-      /** A snapshot of what the daemon is doing. */
-      status() {
-        const token = this.#tokenInfo();
-        return {
-          pid: process.pid,
-          version: VERSION,
-          state_dir: this.#opts.stateDir,
-          endpoint: this.#upload.endpoint,
-          state: this.#state,
-          started_at: this.#startedAt.toISOString(),
-          heartbeat_at: (/* @__PURE__ */ new Date()).toISOString(),
-          files_watched: this.#filesWatched,
-          watch_roots: this.#sources.flatMap((s) => s.roots.map((root) => ({ agent: s.agent, root }))),
-          pending: { ...this.#pending },
-          uploaded: { ...this.#uploaded },
-          last_upload_at: this.#lastUploadAt?.toISOString() ?? null,
-          last_error: this.#lastError,
-          failing_since: this.#failingSince?.toISOString() ?? null,
-          paused: this.#pauseReason !== void 0,
-          pause_reason: this.#pauseReason ?? null,
-          token,
-          drained: this.#drained,
-          log_file: this.paths.logFile,
-          socket: this.paths.socket
-        };
-      }
-      /**
-       * Sends everything written so far: waits for a pass that started after this call to
-       * finish with nothing left, retrying (with backoff) until `timeoutMs`.
-       */
-      async flush(timeoutMs) {
-        const requestedAt = performance.now();
-        const deadline = requestedAt + timeoutMs;
-        this.#retryAt = 0;
-        this.#kick(0);
-        for (; ; ) {
-          const left = deadline - performance.now();
-          if (left <= 0) return { drained: false, pending: { ...this.#pending } };
-          const outcome = await this.#nextPass(left);
-          if (outcome === void 0) continue;
-          if (outcome.startedAt < requestedAt) {
-            this.#kick(0);
-            continue;
-          }
-          if (outcome.ok && outcome.drained) return { drained: true, pending: { ...this.#pending } };
-        }
-      }
-      /**
-       * Stops watching, then runs the final catch-up pass (retrying until `drainTimeoutMs`),
-       * writes the final status, and releases the state dir.
-       */
-      async shutdown(drainTimeoutMs) {
-        if (this.#stopping) throw new Error("shutdown already called");
-        this.#stopping = true;
-        this.#state = "stopping";
-        clearInterval(this.#rescanTimer);
-        for (const w of this.#watchers.values()) w.close();
-        this.#watchers.clear();
-        this.#log.info({ drain_timeout_ms: drainTimeoutMs }, "stopping: final catch-up");
-        const result = await this.flush(drainTimeoutMs);
-        clearTimeout(this.#timer);
-        this.#timer = void 0;
-        this.#drained = result.drained;
-        this.#state = "stopped";
-        clearInterval(this.#heartbeatTimer);
-        await this.#writeState();
-        if (result.drained) this.#log.info("stopped: everything delivered");
-        else {
-          this.#log.warn(
-            { pending: result.pending },
-            `stopped with ${result.pending.events} events in ${result.pending.files} files not delivered`
-          );
-        }
-        await this.#control?.close();
-        this.#upload.tokenManager.close();
-        if (!this.#running) this.#store.close();
-        await releasePidFile(this.paths);
-        return result;
-      }
-      #tokenInfo() {
-        const tm = this.#upload.tokenManager;
-        const cached2 = this.#token;
-        if (!cached2) return null;
-        return {
-          source: cached2.source,
-          kind: cached2.kind,
-          expires_at: cached2.expiresAt?.toISOString() ?? null,
-          state: tm.state
-        };
-      }
-      #nextPass(timeoutMs) {
-        const ac = new AbortController();
-        const timer = setTimeout(() => ac.abort(), timeoutMs);
-        return once(this.#events, "pass", { signal: ac.signal }).then(
-          ([o]) => o,
-          () => void 0
-        ).finally(() => clearTimeout(timer));
-      }
-      /** Schedules a pass `delayMs` from now (no earlier than the backoff allows). */
-      #kick(delayMs) {
-        if (this.#state === "stopped") return;
-        if (this.#running) {
-          this.#dirty = true;
-          return;
-        }
-        const now = performance.now();
-        const at = Math.max(now + delayMs, this.#retryAt);
-        if (this.#timer && this.#timerAt <= at) return;
-        clearTimeout(this.#timer);
-        this.#timerAt = at;
-        this.#timer = setTimeout(() => void this.#runPass(), at - now);
-      }
-      async #runPass() {
-        this.#timer = void 0;
-        this.#dirty = false;
-        const running = this.#pass();
-        this.#running = running;
-        const outcome = await running;
-        this.#running = void 0;
-        if (this.#state === "stopped") {
-          this.#store.close();
-          return;
-        }
-        if (outcome.ok) {
-          this.#attempt = 0;
-          this.#retryAt = 0;
-          if (this.#dirty) this.#kick(this.#t.batchWindowMs);
-        } else {
-          this.#attempt++;
-          const cap = this.#pauseReason ? this.#t.pausedRetryMs : this.#t.maxBackoffMs;
-          const delay2 = Math.min(cap, this.#t.backoffMs * 2 ** Math.min(this.#attempt - 1, 16));
-          const wait = delay2 * (0.1 + 0.9 * Math.random());
-          this.#retryAt = performance.now() + wait;
-          this.#kick(wait);
-        }
-        this.#events.emit("pass", outcome);
-      }
-      async #pass() {
-        const startedAt = performance.now();
-        try {
-          return await this.#passUnsafe(startedAt);
-        } catch (err) {
-          this.#log.error(
-            { err: { message: err.message, stack: err.stack } },
-            "pass failed"
-          );
-          this.#fail(err);
-          return { ok: false, drained: false, startedAt };
-        }
-      }
-      async #passUnsafe(startedAt) {
-        this.#sources = await resolveWatchSources(
-          this.#opts.env,
-          this.#opts.watchPaths,
-          this.#opts.home
-        );
-        const files = await discoverSessionFiles(this.#sources);
-        this.#filesWatched = files.length;
-        this.#syncWatchers(files.map((f) => dirname8(f.path)));
-        const changed = [];
-        const present = /* @__PURE__ */ new Set();
-        for (const f of files) {
-          const c = await statCandidate(f);
-          if (!c) continue;
-          present.add(c.file.path);
-          const k = this.#known.get(c.file.path);
-          if (k?.settled && k.size === c.size && k.mtimeMs === c.mtimeMs && k.ino === c.ino) continue;
-          changed.push(c);
-        }
-        for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path);
-        if (changed.length === 0) {
-          this.#pending = { files: 0, events: 0, bytes: 0 };
-          return { ok: true, drained: true, startedAt };
-        }
-        try {
-          this.#token = await this.#upload.tokenManager.getToken();
-        } catch (err) {
-          this.#pending = {
-            files: changed.length,
-            events: this.#pending.events,
-            bytes: changed.reduce((n2, c) => n2 + c.size, 0)
-          };
-          this.#fail(err);
-          return { ok: false, drained: false, startedAt };
-        }
-        const uploader = new Uploader({
-          send: this.#upload.send,
-          store: this.#store,
-          isTooLarge,
-          onRejected: (r) => this.#log.warn(
-            { path: r.path, event_key: r.eventKey, error: r.error },
-            "rejected by the server"
-          )
-        });
-        const read = /* @__PURE__ */ new Map();
-        const notReached = [];
-        for (const c of changed) {
-          if (uploader.failure !== void 0) {
-            notReached.push(c);
-            continue;
-          }
-          const plan = await planFile(c, this.#store);
-          const settle2 = () => this.#known.set(c.file.path, {
-            size: c.size,
-            mtimeMs: c.mtimeMs,
-            ino: c.ino,
-            settled: true
-          });
-          if (plan.kind === "incomplete") continue;
-          if (plan.kind === "unchanged") {
-            followMove(this.#store, c, plan);
-            settle2();
-            continue;
-          }
-          if (plan.kind === "unreadable") {
-            const key = `${c.file.path}:${c.mtimeMs}`;
-            if (!this.#unreadableLogged.has(key)) {
-              this.#unreadableLogged.add(key);
-              this.#log.warn(
-                { path: c.file.path, error: plan.error.message },
-                "session file could not be read"
-              );
-            }
-            settle2();
-            continue;
-          }
-          for (const e of plan.result.errors.slice(0, 3)) {
-            this.#log.warn({ path: e.path, line: e.line, error: e.message }, "malformed record");
-          }
-          for (const k of plan.sessionKeys) if (plan.result.events.length > 0) this.#sessionsSent.add(k);
-          read.set(c.file.path, {
-            c,
-            events: plan.result.events.length,
-            bytes: Math.max(0, c.size - plan.fromOffset)
-          });
-          await uploader.add(toPending(c, plan));
-        }
-        const notDone = await uploader.finish();
-        const s = uploader.stats;
-        this.#uploaded.batches += s.batches;
-        this.#uploaded.events += s.eventsSent;
-        this.#uploaded.accepted += s.accepted;
-        this.#uploaded.duplicates += s.duplicates;
-        this.#uploaded.rejected += s.rejected;
-        this.#uploaded.sessions = this.#sessionsSent.size;
-        if (s.batches > 0) this.#lastUploadAt = /* @__PURE__ */ new Date();
-        const failedPaths = new Set(notDone.map((p) => p.identity.path));
-        const pending = { files: 0, events: 0, bytes: 0 };
-        for (const [path, r] of read) {
-          if (failedPaths.has(path)) {
-            pending.files++;
-            pending.events += r.events;
-            pending.bytes += r.bytes;
-          } else {
-            this.#known.set(path, { size: r.c.size, mtimeMs: r.c.mtimeMs, ino: r.c.ino, settled: true });
-          }
-        }
-        for (const c of notReached) {
-          pending.files++;
-          pending.bytes += c.size;
-        }
-        this.#pending = pending;
-        if (uploader.failure !== void 0) {
-          this.#fail(uploader.failure);
-          return { ok: false, drained: false, startedAt };
-        }
-        this.#succeeded();
-        if (s.eventsSent > 0) {
-          this.#log.info(
-            {
-              files: read.size,
-              events: s.eventsSent,
-              batches: s.batches,
-              accepted: s.accepted,
-              duplicates: s.duplicates,
-              rejected: s.rejected,
-              ms: Math.round(performance.now() - startedAt)
-            },
-            "uploaded"
-          );
-        }
-        return { ok: true, drained: true, startedAt };
-      }
-      #succeeded() {
-        if (this.#failingSince || this.#pauseReason) {
-          this.#log.info(
-            { failing_since: this.#failingSince?.toISOString() },
-            this.#pauseReason ? "resumed: a fresh ID token was exchanged" : "uploads recovered"
-          );
-        }
-        this.#failingSince = void 0;
-        this.#pauseReason = void 0;
-        if (this.#state === "paused") this.#state = "running";
-      }
-      #fail(err) {
-        const { message, hint } = describeUploadError(err, this.#upload.endpoint);
-        const first = this.#failingSince === void 0;
-        this.#failingSince ??= /* @__PURE__ */ new Date();
-        const exhausted = err instanceof SubjectTokenExhaustedError || this.#upload.tokenManager.state === "exhausted";
-        if (exhausted) {
-          if (this.#pauseReason === void 0) {
-            this.#log.warn({ error: message, hint }, "paused: the subject token is exhausted");
-          }
-          this.#pauseReason = message;
-          if (this.#state === "running") this.#state = "paused";
-        } else if (first || this.#lastError?.message !== message) {
-          this.#log.warn({ error: message, hint }, "upload failed; retrying with backoff");
-        }
-        this.#lastError = { message, hint: hint ?? null, at: (/* @__PURE__ */ new Date()).toISOString() };
-      }
-      /** Watches each directory holding session files, plus the roots (new sessions, new dirs). */
-      #syncWatchers(fileDirs) {
-        if (this.#stopping) return;
-        const wanted = /* @__PURE__ */ new Set([...fileDirs, ...this.#sources.flatMap((s) => s.roots)]);
-        for (const [dir, w] of this.#watchers) {
-          if (!wanted.has(dir)) {
-            w.close();
-            this.#watchers.delete(dir);
-          }
-        }
-        for (const dir of wanted) {
-          if (this.#watchers.has(dir)) continue;
-          try {
-            const w = watch(dir, { persistent: false }, () => this.#kick(this.#t.batchWindowMs));
-            w.on("error", () => {
-              w.close();
-              this.#watchers.delete(dir);
-            });
-            this.#watchers.set(dir, w);
-          } catch {
-          }
-        }
-      }
-      async #writeState() {
-        const tmp = `${this.paths.stateFile}.${process.pid}.tmp`;
-        try {
-          await writeFile2(tmp, `${JSON.stringify(this.status())}
-`, { mode: 384 });
-          await rename2(tmp, this.paths.stateFile);
-        } catch (err) {
-          this.#log.warn({ error: err.message }, "could not write the status file");
-        }
-      }
-    };
-  }
-});
-
-// ../cli/src/commands/start.ts
-import { spawn } from "node:child_process";
-import { once as once2 } from "node:events";
-import { mkdirSync as mkdirSync2, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
-function registerStart(cli, io) {
-  cli.command("start", "Start the daemon in the background: tail agent sessions and upload them").option("--foreground", "Run in the foreground (containers, sidecars); never exits on errors").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final catch-up budget on SIGTERM", {
-    default: DEFAULT_DRAIN_TIMEOUT_S
-  }).option("--json", "Print {pid, principal, files_watched, state_dir, log_file} once started").option("--notify-parent", "(internal) report readiness to `hivemind start` over IPC").example("HIVEMIND_ENDPOINT=https://hivemind.example.com hivemind start").action(async (flags) => {
-    io.exitCode = flags.foreground ? await runForeground(flags, io) : await runBackground(flags, io);
-  });
-}
-function drainSeconds(flags) {
-  const n2 = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
-  if (!Number.isFinite(n2) || n2 < 0 || n2 > 600) {
-    throw new UsageError("--drain-timeout takes seconds between 0 and 600");
-  }
-  return n2;
-}
-async function runForeground(flags, io) {
-  const drainMs = drainSeconds(flags) * 1e3;
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
-  const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
-  const notify = flags.notifyParent === true && typeof process.send === "function";
-  const paths = daemonPaths(stateDir);
-  mkdirSync2(stateDir, { recursive: true, mode: 448 });
-  const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? "info");
-  let daemon;
-  try {
-    daemon = await Daemon.start({
-      stateDir,
-      endpoint,
-      env: io.env,
-      watchPaths,
-      logger,
-      timings: timingsFromEnv(io.env)
-    });
-  } catch (err) {
-    if (notify) sendParent(errorMessage(err, endpoint));
-    throw err;
-  }
-  const stop2 = new Promise((resolve5) => {
-    process.once("SIGTERM", () => resolve5("SIGTERM"));
-    process.once("SIGINT", () => resolve5("SIGINT"));
-  });
-  if (notify) {
-    try {
-      const { me, secrets } = await daemon.verifyCredential();
-      sendParent({
-        type: "ready",
-        pid: process.pid,
-        principal: { kind: me.kind, id: me.id, name: me.name },
-        filesWatched: daemon.status().files_watched,
-        secrets: io.env.GITHUB_ACTIONS === "true" ? secrets : []
-      });
-      process.disconnect?.();
-    } catch (err) {
-      const msg = errorMessage(err, endpoint);
-      logger.error({ error: msg.message, hint: msg.hint }, "first token exchange failed; exiting");
-      sendParent(msg);
-      await daemon.shutdown(0);
-      return EXIT.failed;
-    }
-  } else {
-    io.stderr.write(
-      `hivemind: daemon running in the foreground (pid ${process.pid}); state dir ${stateDir}; log ${paths.logFile}
-`
-    );
-    daemon.verifyCredential().then(
-      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, "credential accepted"),
-      (err) => {
-        const { message, hint } = describeUploadError(err, endpoint);
-        logger.warn({ error: message, hint }, "credential check failed; will keep retrying");
-        io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}
-`);
-        if (hint) io.stderr.write(`  ${hint}
-`);
-      }
-    );
-  }
-  const signal = await stop2;
-  logger.info({ signal }, "signal received");
-  const result = await daemon.shutdown(drainMs);
-  if (!notify) {
-    io.stderr.write(
-      result.drained ? "hivemind: daemon stopped; everything delivered\n" : `hivemind: daemon stopped with ${result.pending.events} events in ${result.pending.files} files not delivered (they stay on disk and are sent on the next start)
-`
-    );
-  }
-  return result.drained ? EXIT.ok : EXIT.failed;
-}
-function sendParent(msg) {
-  try {
-    process.send?.(msg);
-  } catch {
-  }
-}
-function errorMessage(err, endpoint) {
-  if (err instanceof ExitError) {
-    return { type: "error", message: err.message, hint: err.hint, exitCode: err.exitCode };
-  }
-  const { message, hint } = describeUploadError(err, endpoint);
-  return { type: "error", message: `no credential: ${message}`, hint, exitCode: EXIT.failed };
-}
-async function runBackground(flags, io) {
-  const drain = drainSeconds(flags);
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
-  parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
-  const paths = daemonPaths(stateDir);
-  const running = runningPid(paths);
-  if (running !== void 0) throw new DaemonAlreadyRunningError(running, stateDir);
-  mkdirSync2(stateDir, { recursive: true, mode: 448 });
-  const out = openSync(paths.outFile, "a", 384);
-  const script = process.argv[1];
-  if (script === void 0) throw new ExitError(EXIT.internal, "cannot tell which script to run");
-  const child = spawn(
-    process.execPath,
-    [
-      ...process.execArgv,
-      script,
-      "start",
-      "--foreground",
-      "--notify-parent",
-      "--state-dir",
-      stateDir,
-      "--endpoint",
-      endpoint,
-      "--drain-timeout",
-      String(drain)
-    ],
-    { cwd: io.cwd, env: io.env, detached: true, stdio: ["ignore", out, out, "ipc"] }
-  );
-  closeSync(out);
-  const outcome = await new Promise((resolve5) => {
-    const timer = setTimeout(() => resolve5({ type: "timeout" }), READY_TIMEOUT_MS);
-    child.once("message", (m) => {
-      clearTimeout(timer);
-      resolve5(m);
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve5({ type: "exit", code });
-    });
-  });
-  if (outcome.type === "ready") {
-    if (child.connected) child.disconnect();
-    child.unref();
-    const masks = maskLines(io.env, outcome.secrets);
-    if (flags.json) {
-      io.stderr.write(masks);
-      io.stdout.write(
-        `${JSON.stringify({ pid: outcome.pid, principal: outcome.principal, files_watched: outcome.filesWatched, state_dir: stateDir, log_file: paths.logFile })}
-`
-      );
-    } else {
-      io.stdout.write(masks);
-      io.stdout.write(
-        `hivemind: daemon started (pid ${outcome.pid}) as ${describePrincipal(outcome.principal)}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}
-`
-      );
-    }
-    return EXIT.ok;
-  }
-  if (outcome.type === "error") {
-    if (child.exitCode == null && child.signalCode == null) await once2(child, "exit");
-    throw new ExitError(
-      outcome.exitCode,
-      outcome.message,
-      outcome.hint ? { hint: outcome.hint } : void 0
-    );
-  }
-  if (outcome.type === "timeout") {
-    child.kill("SIGTERM");
-    throw new ExitError(
-      EXIT.failed,
-      `the daemon did not get a credential within ${READY_TIMEOUT_MS / 1e3} s; stopped it`,
-      { hint: `See ${paths.logFile}.` }
-    );
-  }
-  const tail = readTail(paths.outFile);
-  throw new ExitError(
-    EXIT.failed,
-    `the daemon exited with code ${outcome.code ?? "null"} while starting${tail ? `: ${tail}` : ""}`,
-    {
-      hint: `See ${paths.outFile} and ${paths.logFile}.`
-    }
-  );
-}
-function readTail(file2) {
-  try {
-    const lines = readFileSync4(file2, "utf8").trim().split("\n");
-    return lines.slice(-3).join(" | ").slice(0, 500);
-  } catch {
-    return "";
-  }
-}
-var DEFAULT_DRAIN_TIMEOUT_S, READY_TIMEOUT_MS;
-var init_start = __esm({
-  "../cli/src/commands/start.ts"() {
-    "use strict";
-    init_schemas3();
-    init_client2();
-    init_daemon();
-    init_log();
-    init_state_dir();
-    init_watch_sources();
-    init_daemon();
-    init_errors5();
-    DEFAULT_DRAIN_TIMEOUT_S = 8;
-    READY_TIMEOUT_MS = 9e4;
-  }
-});
-
 // ../cli/src/commands/mcp.ts
 import { mkdirSync as mkdirSync3 } from "node:fs";
 function registerMcp(cli, io) {
@@ -84549,7 +84920,11 @@ async function runMcp(flags, io) {
     if (!(err instanceof DaemonAlreadyRunningError)) throw err;
     logger.warn({ pid: err.pid }, "a daemon already runs for this state dir; serving its status");
   }
-  const server = new McpServer({ name: "hivemind", version: VERSION });
+  const [{ McpServer: McpServer2 }, { StdioServerTransport: StdioServerTransport2 }] = await Promise.all([
+    Promise.resolve().then(() => (init_mcp(), mcp_exports)),
+    Promise.resolve().then(() => (init_stdio2(), stdio_exports))
+  ]);
+  const server = new McpServer2({ name: "hivemind", version: VERSION });
   server.registerTool(
     "status",
     {
@@ -84578,7 +84953,7 @@ async function runMcp(flags, io) {
     process.once("SIGTERM", () => resolve5("SIGTERM"));
     process.once("SIGINT", () => resolve5("SIGINT"));
   });
-  const transport = new StdioServerTransport();
+  const transport = new StdioServerTransport2();
   transport.onclose = () => void 0;
   await server.connect(transport);
   const why = await ended;
@@ -84597,8 +84972,6 @@ async function remoteStatus(socket) {
 var init_mcp2 = __esm({
   "../cli/src/commands/mcp.ts"() {
     "use strict";
-    init_mcp();
-    init_stdio2();
     init_schemas3();
     init_client2();
     init_control_client();

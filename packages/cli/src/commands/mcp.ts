@@ -1,7 +1,5 @@
 import { mkdirSync } from 'node:fs'
 import type { CAC } from 'cac'
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { ENV } from '@hivemind/sdk/schemas'
 import { describeUploadError, requireEndpoint } from '../client.js'
 import { callDaemon } from '../daemon/control-client.js'
@@ -76,6 +74,11 @@ async function runMcp(flags: McpFlags, io: CliIo): Promise<number> {
     logger.warn({ pid: err.pid }, 'a daemon already runs for this state dir; serving its status')
   }
 
+  // Loaded here, not at the top: every other command (the daemon included) would carry it.
+  const [{ McpServer }, { StdioServerTransport }] = await Promise.all([
+    import('@modelcontextprotocol/sdk/server/mcp.js'),
+    import('@modelcontextprotocol/sdk/server/stdio.js'),
+  ])
   const server = new McpServer({ name: 'hivemind', version: VERSION })
   server.registerTool(
     'status',

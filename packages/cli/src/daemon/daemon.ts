@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { SubjectTokenExhaustedError, type AccessToken, type Clock } from '@hivemind/sdk'
 import {
   createUploadClient,
@@ -12,9 +12,10 @@ import {
 } from '../client.js'
 import { ExitError, EXIT } from '../errors.js'
 import { CheckpointStore } from '../tail/checkpoint-store.js'
+import type { SessionFile } from '../adapters/types.js'
 import {
   discoverSessionFiles,
-  statCandidate,
+  statCandidateSync,
   type AgentSource,
   type Candidate,
 } from '../tail/discovery.js'
@@ -31,7 +32,7 @@ import { resolveWatchSources, type WatchPath } from './watch-sources.js'
 export interface DaemonTimings {
   /** Wait after the first change before reading, so one batch carries a burst. @default 250 */
   batchWindowMs: number
-  /** Full rescan, for filesystems whose events are unreliable. @default 2000 */
+  /** Full rescan, for filesystems whose events are unreliable. @default 5000 */
   rescanMs: number
   /** Heartbeat file rewrite. @default 2000 */
   heartbeatMs: number
@@ -45,7 +46,7 @@ export interface DaemonTimings {
 
 const DEFAULT_TIMINGS: DaemonTimings = {
   batchWindowMs: 250,
-  rescanMs: 2000,
+  rescanMs: 5000,
   heartbeatMs: 2000,
   backoffMs: 500,
   maxBackoffMs: 30_000,
@@ -110,6 +111,8 @@ interface Known {
 
 interface PassOutcome {
   ok: boolean
+  /** Rediscovered every file (a rescan), rather than re-reading the ones a watch event named. */
+  full: boolean
   /** Nothing left to send (only meaningful when ok). */
   drained: boolean
   startedAt: number
@@ -139,6 +142,12 @@ export class Daemon {
   #timerAt = 0
   #running: Promise<PassOutcome> | undefined
   #dirty = false
+  /** The next pass must rediscover everything (first pass, rescan, flush, after a failure). */
+  #needFull = true
+  /** Known session files a watch event named since the last pass. */
+  #dirtyPaths = new Set<string>()
+  /** Session files of the last full discovery, by path. */
+  #index = new Map<string, SessionFile>()
   #attempt = 0
   #retryAt = 0
   #rescanTimer: NodeJS.Timeout | undefined
@@ -207,7 +216,7 @@ export class Daemon {
     }
     daemon.#state = 'running'
     daemon.#heartbeatTimer = setInterval(() => void daemon.#writeState(), daemon.#t.heartbeatMs)
-    daemon.#rescanTimer = setInterval(() => daemon.#kick(0), daemon.#t.rescanMs)
+    daemon.#rescanTimer = setInterval(() => daemon.#kick(0, true), daemon.#t.rescanMs)
     daemon.#heartbeatTimer.unref()
     daemon.#rescanTimer.unref()
     await daemon.#writeState()
@@ -215,7 +224,7 @@ export class Daemon {
       { state_dir: opts.stateDir, endpoint: daemon.#upload.endpoint, socket: paths.socket },
       `hivemind daemon ${VERSION} started`,
     )
-    daemon.#kick(0)
+    daemon.#kick(0, true)
     return daemon
   }
 
@@ -265,14 +274,15 @@ export class Daemon {
     const deadline = requestedAt + timeoutMs
     // A flush is worth an immediate attempt even while backing off.
     this.#retryAt = 0
-    this.#kick(0)
+    this.#kick(0, true)
     for (;;) {
       const left = deadline - performance.now()
       if (left <= 0) return { drained: false, pending: { ...this.#pending } }
       const outcome = await this.#nextPass(left)
       if (outcome === undefined) continue
-      if (outcome.startedAt < requestedAt) {
-        this.#kick(0)
+      // Only a full pass that started after the request speaks for every file.
+      if (outcome.startedAt < requestedAt || !outcome.full) {
+        this.#kick(0, true)
         continue
       }
       if (outcome.ok && outcome.drained) return { drained: true, pending: { ...this.#pending } }
@@ -336,9 +346,13 @@ export class Daemon {
       .finally(() => clearTimeout(timer))
   }
 
-  /** Schedules a pass `delayMs` from now (no earlier than the backoff allows). */
-  #kick(delayMs: number): void {
+  /**
+   * Schedules a pass `delayMs` from now (no earlier than the backoff allows); `full` asks
+   * for a rediscovery of every file rather than the ones watch events named.
+   */
+  #kick(delayMs: number, full: boolean): void {
     if (this.#state === 'stopped') return
+    if (full) this.#needFull = true
     if (this.#running) {
       this.#dirty = true
       return
@@ -354,7 +368,11 @@ export class Daemon {
   async #runPass(): Promise<void> {
     this.#timer = undefined
     this.#dirty = false
-    const running = this.#pass()
+    const full = this.#needFull
+    const dirtyPaths = this.#dirtyPaths
+    this.#needFull = false
+    this.#dirtyPaths = new Set()
+    const running = this.#pass(full, dirtyPaths)
     this.#running = running
     const outcome = await running
     this.#running = undefined
@@ -365,7 +383,7 @@ export class Daemon {
     if (outcome.ok) {
       this.#attempt = 0
       this.#retryAt = 0
-      if (this.#dirty) this.#kick(this.#t.batchWindowMs)
+      if (this.#dirty) this.#kick(this.#t.batchWindowMs, false)
     } else {
       this.#attempt++
       const cap = this.#pauseReason ? this.#t.pausedRetryMs : this.#t.maxBackoffMs
@@ -374,15 +392,16 @@ export class Daemon {
       // in lockstep, and a single one should not spin.
       const wait = delay * (0.1 + 0.9 * Math.random())
       this.#retryAt = performance.now() + wait
-      this.#kick(wait)
+      // What failed is retried from its checkpoint, with everything else: a full pass.
+      this.#kick(wait, true)
     }
     this.#events.emit('pass', outcome)
   }
 
-  async #pass(): Promise<PassOutcome> {
+  async #pass(full: boolean, dirtyPaths: ReadonlySet<string>): Promise<PassOutcome> {
     const startedAt = performance.now()
     try {
-      return await this.#passUnsafe(startedAt)
+      return await this.#passUnsafe(startedAt, full, dirtyPaths)
     } catch (err) {
       // A bug, not an outage: log it and keep the loop alive.
       this.#log.error(
@@ -390,34 +409,50 @@ export class Daemon {
         'pass failed',
       )
       this.#fail(err)
-      return { ok: false, drained: false, startedAt }
+      return { ok: false, full, drained: false, startedAt }
     }
   }
 
-  async #passUnsafe(startedAt: number): Promise<PassOutcome> {
-    this.#sources = await resolveWatchSources(
-      this.#opts.env,
-      this.#opts.watchPaths,
-      this.#opts.home,
-    )
-    const files = await discoverSessionFiles(this.#sources)
-    this.#filesWatched = files.length
-    this.#syncWatchers(files.map((f) => dirname(f.path)))
+  /**
+   * A full pass rediscovers every file and stats each (synchronously: for a thousand
+   * files that is a few milliseconds, awaiting each stat ten times that); a pass started
+   * by watch events stats only the known files they named.
+   */
+  async #passUnsafe(
+    startedAt: number,
+    full: boolean,
+    dirtyPaths: ReadonlySet<string>,
+  ): Promise<PassOutcome> {
+    let files: SessionFile[]
+    if (full) {
+      this.#sources = await resolveWatchSources(
+        this.#opts.env,
+        this.#opts.watchPaths,
+        this.#opts.home,
+      )
+      files = await discoverSessionFiles(this.#sources)
+      this.#index = new Map(files.map((f) => [f.path, f]))
+      this.#filesWatched = files.length
+      this.#syncWatchers(files.map((f) => dirname(f.path)))
+    } else {
+      files = [...dirtyPaths].flatMap((p) => this.#index.get(p) ?? [])
+    }
 
     const changed: Candidate[] = []
     const present = new Set<string>()
     for (const f of files) {
-      const c = await statCandidate(f)
+      const c = statCandidateSync(f)
       if (!c) continue
       present.add(c.file.path)
       const k = this.#known.get(c.file.path)
       if (k?.settled && k.size === c.size && k.mtimeMs === c.mtimeMs && k.ino === c.ino) continue
       changed.push(c)
     }
-    for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path)
+    if (full)
+      for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path)
     if (changed.length === 0) {
       this.#pending = { files: 0, events: 0, bytes: 0 }
-      return { ok: true, drained: true, startedAt }
+      return { ok: true, full, drained: true, startedAt }
     }
 
     try {
@@ -429,7 +464,7 @@ export class Daemon {
         bytes: changed.reduce((n, c) => n + c.size, 0),
       }
       this.#fail(err)
-      return { ok: false, drained: false, startedAt }
+      return { ok: false, full, drained: false, startedAt }
     }
 
     const uploader = new Uploader({
@@ -516,7 +551,7 @@ export class Daemon {
     this.#pending = pending
     if (uploader.failure !== undefined) {
       this.#fail(uploader.failure)
-      return { ok: false, drained: false, startedAt }
+      return { ok: false, full, drained: false, startedAt }
     }
     this.#succeeded()
     if (s.eventsSent > 0) {
@@ -533,7 +568,7 @@ export class Daemon {
         'uploaded',
       )
     }
-    return { ok: true, drained: true, startedAt }
+    return { ok: true, full, drained: true, startedAt }
   }
 
   #succeeded(): void {
@@ -579,7 +614,14 @@ export class Daemon {
     for (const dir of wanted) {
       if (this.#watchers.has(dir)) continue
       try {
-        const w = watch(dir, { persistent: false }, () => this.#kick(this.#t.batchWindowMs))
+        const w = watch(dir, { persistent: false }, (_event, name) => {
+          // A known session file changed: re-read it alone. Anything else (a new file, a
+          // new dir, no name) may be a new session: rediscover.
+          const path = name ? join(dir, name) : undefined
+          if (path !== undefined && this.#index.has(path)) this.#dirtyPaths.add(path)
+          else this.#needFull = true
+          this.#kick(this.#t.batchWindowMs, false)
+        })
         w.on('error', () => {
           w.close()
           this.#watchers.delete(dir)

@@ -1,3 +1,4 @@
+import { statSync, type BigIntStats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { AgentId } from '@hivemind/sdk/schemas'
@@ -61,7 +62,19 @@ export async function discoverSessionFiles(
 
 /** `stat` of a found file; `undefined` when it is gone (Claude's cleanup, Codex compression). */
 export async function statCandidate(file: SessionFile): Promise<Candidate | undefined> {
-  const s = await stat(file.path, { bigint: true }).catch(() => undefined)
+  return toCandidate(file, await stat(file.path, { bigint: true }).catch(() => undefined))
+}
+
+/** {@link statCandidate} without a round trip through the thread pool per file. */
+export function statCandidateSync(file: SessionFile): Candidate | undefined {
+  try {
+    return toCandidate(file, statSync(file.path, { bigint: true, throwIfNoEntry: false }))
+  } catch {
+    return undefined
+  }
+}
+
+function toCandidate(file: SessionFile, s: BigIntStats | undefined): Candidate | undefined {
   if (!s?.isFile()) return undefined
   return {
     file,

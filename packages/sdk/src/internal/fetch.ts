@@ -1,4 +1,4 @@
-import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici'
+import type { EnvHttpProxyAgent, fetch as undiciFetchType } from 'undici'
 
 const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'] as const
 
@@ -14,24 +14,28 @@ export function proxyAwareFetch(
 ): typeof fetch {
   if (!PROXY_VARS.some((name) => env[name])) return globalThis.fetch
   const key = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'].map((n) => env[n] ?? '').join('\n')
-  if (agent?.key !== key) {
-    agent = {
-      key,
-      dispatcher: new EnvHttpProxyAgent(
-        definedOnly({
-          httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-          httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
-          noProxy: env.NO_PROXY ?? env.no_proxy,
-        }),
-      ),
+  // undici is loaded on the first proxied request only: it is a second copy of Node's own
+  // fetch (~16 MB resident), which a daemon without a proxy should not carry.
+  return async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const undici = await import('undici')
+    if (agent?.key !== key) {
+      agent = {
+        key,
+        dispatcher: new undici.EnvHttpProxyAgent(
+          definedOnly({
+            httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+            httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+            noProxy: env.NO_PROXY ?? env.no_proxy,
+          }),
+        ),
+      }
     }
-  }
-  const dispatcher = agent.dispatcher
-  return (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-    undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      dispatcher,
+    type UndiciFetch = typeof undiciFetchType
+    return await undici.fetch(input as Parameters<UndiciFetch>[0], {
+      ...(init as Parameters<UndiciFetch>[1]),
+      dispatcher: agent.dispatcher,
     })
+  }
 }
 
 function definedOnly<T extends Record<string, string | undefined>>(
