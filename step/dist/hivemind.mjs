@@ -66587,15 +66587,15 @@ var init_daemon = __esm({
        * Stops watching, then runs the final catch-up pass (retrying until `drainTimeoutMs`),
        * writes the final status, and releases the state dir.
        */
-      async shutdown(drainTimeoutMs) {
+      async shutdown(drainTimeoutMs2) {
         if (this.#stopping) throw new Error("shutdown already called");
         this.#stopping = true;
         this.#state = "stopping";
         clearInterval(this.#rescanTimer);
         for (const w of this.#watchers.values()) w.close();
         this.#watchers.clear();
-        this.#log.info({ drain_timeout_ms: drainTimeoutMs }, "stopping: final catch-up");
-        const result = await this.flush(drainTimeoutMs);
+        this.#log.info({ drain_timeout_ms: drainTimeoutMs2 }, "stopping: final catch-up");
+        const result = await this.flush(drainTimeoutMs2);
         clearTimeout(this.#timer);
         this.#timer = void 0;
         this.#drained = result.drained;
@@ -66909,217 +66909,59 @@ var init_daemon = __esm({
   }
 });
 
-// ../cli/src/commands/start.ts
-import { spawn } from "node:child_process";
-import { once as once2 } from "node:events";
-import { mkdirSync as mkdirSync2, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
-function registerStart(cli, io) {
-  cli.command("start", "Start the daemon in the background: tail agent sessions and upload them").option("--foreground", "Run in the foreground (containers, sidecars); never exits on errors").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final catch-up budget on SIGTERM", {
-    default: DEFAULT_DRAIN_TIMEOUT_S
-  }).option("--json", "Print {pid, principal, files_watched, state_dir, log_file} once started").option("--notify-parent", "(internal) report readiness to `hivemind start` over IPC").example("HIVEMIND_ENDPOINT=https://hivemind.example.com hivemind start").action(async (flags) => {
-    io.exitCode = flags.foreground ? await runForeground(flags, io) : await runBackground(flags, io);
-  });
-}
-function drainSeconds(flags) {
-  const n2 = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
+// ../cli/src/daemon/launch.ts
+import { mkdirSync as mkdirSync2 } from "node:fs";
+function drainTimeoutMs(value) {
+  const n2 = Number(value ?? DEFAULT_DRAIN_TIMEOUT_S);
   if (!Number.isFinite(n2) || n2 < 0 || n2 > 600) {
     throw new UsageError("--drain-timeout takes seconds between 0 and 600");
   }
-  return n2;
+  return n2 * 1e3;
 }
-async function runForeground(flags, io) {
-  const drainMs = drainSeconds(flags) * 1e3;
+function prepareDaemon(flags, io) {
   const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
   const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
   const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
-  const notify = flags.notifyParent === true && typeof process.send === "function";
   const paths = daemonPaths(stateDir);
   mkdirSync2(stateDir, { recursive: true, mode: 448 });
   const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? "info");
-  let daemon;
-  try {
-    daemon = await Daemon.start({
+  return {
+    endpoint,
+    stateDir,
+    paths,
+    logger,
+    start: () => Daemon.start({
       stateDir,
       endpoint,
       env: io.env,
       watchPaths,
       logger,
       timings: timingsFromEnv(io.env)
-    });
-  } catch (err) {
-    if (notify) sendParent(errorMessage(err, endpoint));
-    throw err;
-  }
-  const stop2 = new Promise((resolve5) => {
-    process.once("SIGTERM", () => resolve5("SIGTERM"));
-    process.once("SIGINT", () => resolve5("SIGINT"));
-  });
-  if (notify) {
-    try {
-      const { me, secrets } = await daemon.verifyCredential();
-      sendParent({
-        type: "ready",
-        pid: process.pid,
-        principal: { kind: me.kind, id: me.id, name: me.name },
-        filesWatched: daemon.status().files_watched,
-        secrets: io.env.GITHUB_ACTIONS === "true" ? secrets : []
-      });
-      process.disconnect?.();
-    } catch (err) {
-      const msg = errorMessage(err, endpoint);
-      logger.error({ error: msg.message, hint: msg.hint }, "first token exchange failed; exiting");
-      sendParent(msg);
-      await daemon.shutdown(0);
-      return EXIT.failed;
-    }
-  } else {
-    io.stderr.write(
-      `hivemind: daemon running in the foreground (pid ${process.pid}); state dir ${stateDir}; log ${paths.logFile}
-`
-    );
-    daemon.verifyCredential().then(
-      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, "credential accepted"),
-      (err) => {
-        const { message, hint } = describeUploadError(err, endpoint);
-        logger.warn({ error: message, hint }, "credential check failed; will keep retrying");
-        io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}
-`);
-        if (hint) io.stderr.write(`  ${hint}
-`);
-      }
-    );
-  }
-  const signal = await stop2;
-  logger.info({ signal }, "signal received");
-  const result = await daemon.shutdown(drainMs);
-  if (!notify) {
-    io.stderr.write(
-      result.drained ? "hivemind: daemon stopped; everything delivered\n" : `hivemind: daemon stopped with ${result.pending.events} events in ${result.pending.files} files not delivered (they stay on disk and are sent on the next start)
-`
-    );
-  }
-  return result.drained ? EXIT.ok : EXIT.failed;
+    })
+  };
 }
-function sendParent(msg) {
-  try {
-    process.send?.(msg);
-  } catch {
-  }
-}
-function errorMessage(err, endpoint) {
-  if (err instanceof ExitError) {
-    return { type: "error", message: err.message, hint: err.hint, exitCode: err.exitCode };
-  }
-  const { message, hint } = describeUploadError(err, endpoint);
-  return { type: "error", message: `no credential: ${message}`, hint, exitCode: EXIT.failed };
-}
-async function runBackground(flags, io) {
-  const drain = drainSeconds(flags);
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
-  parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
-  const paths = daemonPaths(stateDir);
-  const running = runningPid(paths);
-  if (running !== void 0) throw new DaemonAlreadyRunningError(running, stateDir);
-  mkdirSync2(stateDir, { recursive: true, mode: 448 });
-  const out = openSync(paths.outFile, "a", 384);
-  const script = process.argv[1];
-  if (script === void 0) throw new ExitError(EXIT.internal, "cannot tell which script to run");
-  const child = spawn(
-    process.execPath,
-    [
-      ...process.execArgv,
-      script,
-      "start",
-      "--foreground",
-      "--notify-parent",
-      "--state-dir",
-      stateDir,
-      "--endpoint",
-      endpoint,
-      "--drain-timeout",
-      String(drain)
-    ],
-    { cwd: io.cwd, env: io.env, detached: true, stdio: ["ignore", out, out, "ipc"] }
-  );
-  closeSync(out);
-  const outcome = await new Promise((resolve5) => {
-    const timer = setTimeout(() => resolve5({ type: "timeout" }), READY_TIMEOUT_MS);
-    child.once("message", (m) => {
-      clearTimeout(timer);
-      resolve5(m);
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve5({ type: "exit", code });
-    });
-  });
-  if (outcome.type === "ready") {
-    if (child.connected) child.disconnect();
-    child.unref();
-    const masks = maskLines(io.env, outcome.secrets);
-    if (flags.json) {
-      io.stderr.write(masks);
-      io.stdout.write(
-        `${JSON.stringify({ pid: outcome.pid, principal: outcome.principal, files_watched: outcome.filesWatched, state_dir: stateDir, log_file: paths.logFile })}
-`
-      );
-    } else {
-      io.stdout.write(masks);
-      io.stdout.write(
-        `hivemind: daemon started (pid ${outcome.pid}) as ${describePrincipal(outcome.principal)}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}
-`
-      );
-    }
-    return EXIT.ok;
-  }
-  if (outcome.type === "error") {
-    if (child.exitCode == null && child.signalCode == null) await once2(child, "exit");
-    throw new ExitError(
-      outcome.exitCode,
-      outcome.message,
-      outcome.hint ? { hint: outcome.hint } : void 0
-    );
-  }
-  if (outcome.type === "timeout") {
-    child.kill("SIGTERM");
-    throw new ExitError(
-      EXIT.failed,
-      `the daemon did not get a credential within ${READY_TIMEOUT_MS / 1e3} s; stopped it`,
-      { hint: `See ${paths.logFile}.` }
-    );
-  }
-  const tail = readTail(paths.outFile);
-  throw new ExitError(
-    EXIT.failed,
-    `the daemon exited with code ${outcome.code ?? "null"} while starting${tail ? `: ${tail}` : ""}`,
-    {
-      hint: `See ${paths.outFile} and ${paths.logFile}.`
+function checkCredentialInBackground(daemon, setup, onFailure) {
+  daemon.verifyCredential().then(
+    ({ me }) => setup.logger.info({ principal: me.id, kind: me.kind }, "credential accepted"),
+    (err) => {
+      const { message, hint } = describeUploadError(err, setup.endpoint);
+      setup.logger.warn({ error: message, hint }, "credential check failed; will keep retrying");
+      onFailure?.(message, hint);
     }
   );
 }
-function readTail(file2) {
-  try {
-    const lines = readFileSync4(file2, "utf8").trim().split("\n");
-    return lines.slice(-3).join(" | ").slice(0, 500);
-  } catch {
-    return "";
-  }
-}
-var DEFAULT_DRAIN_TIMEOUT_S, READY_TIMEOUT_MS;
-var init_start = __esm({
-  "../cli/src/commands/start.ts"() {
+var DEFAULT_DRAIN_TIMEOUT_S;
+var init_launch = __esm({
+  "../cli/src/daemon/launch.ts"() {
     "use strict";
     init_schemas3();
     init_client2();
+    init_errors5();
     init_daemon();
     init_log();
     init_state_dir();
     init_watch_sources();
-    init_daemon();
-    init_errors5();
     DEFAULT_DRAIN_TIMEOUT_S = 8;
-    READY_TIMEOUT_MS = 9e4;
   }
 });
 
@@ -84880,7 +84722,6 @@ var init_stdio2 = __esm({
 });
 
 // ../cli/src/commands/mcp.ts
-import { mkdirSync as mkdirSync3 } from "node:fs";
 function registerMcp(cli, io) {
   cli.command("mcp", "Stdio MCP server (GitHub Copilot): runs the daemon in-process, tool `status`").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final flush budget when stdin closes or on SIGTERM", {
     default: DEFAULT_DRAIN_TIMEOUT_S
@@ -84889,33 +84730,13 @@ function registerMcp(cli, io) {
   });
 }
 async function runMcp(flags, io) {
-  const drain = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
-  if (!Number.isFinite(drain) || drain < 0 || drain > 600) {
-    throw new UsageError("--drain-timeout takes seconds between 0 and 600");
-  }
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
-  const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
-  const paths = daemonPaths(stateDir);
-  mkdirSync3(stateDir, { recursive: true, mode: 448 });
-  const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? "info");
+  const drainMs = drainTimeoutMs(flags.drainTimeout);
+  const setup = prepareDaemon(flags, io);
+  const { stateDir, paths, logger } = setup;
   let daemon;
   try {
-    daemon = await Daemon.start({
-      stateDir,
-      endpoint,
-      env: io.env,
-      watchPaths,
-      logger,
-      timings: timingsFromEnv(io.env)
-    });
-    daemon.verifyCredential().then(
-      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, "credential accepted"),
-      (err) => {
-        const { message, hint } = describeUploadError(err, endpoint);
-        logger.warn({ error: message, hint }, "credential check failed; will keep retrying");
-      }
-    );
+    daemon = await setup.start();
+    checkCredentialInBackground(daemon, setup);
   } catch (err) {
     if (!(err instanceof DaemonAlreadyRunningError)) throw err;
     logger.warn({ pid: err.pid }, "a daemon already runs for this state dir; serving its status");
@@ -84958,7 +84779,7 @@ async function runMcp(flags, io) {
   await server.connect(transport);
   const why = await ended;
   logger.info({ reason: why }, "MCP session ended; final flush");
-  const result = daemon ? await daemon.shutdown(drain * 1e3) : { drained: true };
+  const result = daemon ? await daemon.shutdown(drainMs) : { drained: true };
   await server.close().catch(() => {
   });
   return result.drained ? EXIT.ok : EXIT.failed;
@@ -84973,16 +84794,201 @@ var init_mcp2 = __esm({
   "../cli/src/commands/mcp.ts"() {
     "use strict";
     init_schemas3();
-    init_client2();
     init_control_client();
     init_daemon();
-    init_log();
-    init_state_dir();
+    init_launch();
     init_status();
-    init_watch_sources();
     init_errors5();
     init_version();
-    init_start();
+  }
+});
+
+// ../cli/src/commands/start.ts
+import { spawn } from "node:child_process";
+import { once as once2 } from "node:events";
+import { mkdirSync as mkdirSync3, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
+function registerStart(cli, io) {
+  cli.command("start", "Start the daemon in the background: tail agent sessions and upload them").option("--foreground", "Run in the foreground (containers, sidecars); never exits on errors").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final catch-up budget on SIGTERM", {
+    default: DEFAULT_DRAIN_TIMEOUT_S
+  }).option("--json", "Print {pid, principal, files_watched, state_dir, log_file} once started").option("--notify-parent", "(internal) report readiness to `hivemind start` over IPC").example("HIVEMIND_ENDPOINT=https://hivemind.example.com hivemind start").action(async (flags) => {
+    io.exitCode = flags.foreground ? await runForeground(flags, io) : await runBackground(flags, io);
+  });
+}
+async function runForeground(flags, io) {
+  const drainMs = drainTimeoutMs(flags.drainTimeout);
+  const setup = prepareDaemon(flags, io);
+  const { endpoint, stateDir, paths, logger } = setup;
+  const notify = flags.notifyParent === true && typeof process.send === "function";
+  let daemon;
+  try {
+    daemon = await setup.start();
+  } catch (err) {
+    if (notify) sendParent(errorMessage(err, endpoint));
+    throw err;
+  }
+  const stop2 = new Promise((resolve5) => {
+    process.once("SIGTERM", () => resolve5("SIGTERM"));
+    process.once("SIGINT", () => resolve5("SIGINT"));
+  });
+  if (notify) {
+    try {
+      const { me, secrets } = await daemon.verifyCredential();
+      sendParent({
+        type: "ready",
+        pid: process.pid,
+        principal: { kind: me.kind, id: me.id, name: me.name },
+        filesWatched: daemon.status().files_watched,
+        secrets: io.env.GITHUB_ACTIONS === "true" ? secrets : []
+      });
+      process.disconnect?.();
+    } catch (err) {
+      const msg = errorMessage(err, endpoint);
+      logger.error({ error: msg.message, hint: msg.hint }, "first token exchange failed; exiting");
+      sendParent(msg);
+      await daemon.shutdown(0);
+      return EXIT.failed;
+    }
+  } else {
+    io.stderr.write(
+      `hivemind: daemon running in the foreground (pid ${process.pid}); state dir ${stateDir}; log ${paths.logFile}
+`
+    );
+    checkCredentialInBackground(daemon, setup, (message, hint) => {
+      io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}
+`);
+      if (hint) io.stderr.write(`  ${hint}
+`);
+    });
+  }
+  const signal = await stop2;
+  logger.info({ signal }, "signal received");
+  const result = await daemon.shutdown(drainMs);
+  if (!notify) {
+    io.stderr.write(
+      result.drained ? "hivemind: daemon stopped; everything delivered\n" : `hivemind: daemon stopped with ${result.pending.events} events in ${result.pending.files} files not delivered (they stay on disk and are sent on the next start)
+`
+    );
+  }
+  return result.drained ? EXIT.ok : EXIT.failed;
+}
+function sendParent(msg) {
+  try {
+    process.send?.(msg);
+  } catch {
+  }
+}
+function errorMessage(err, endpoint) {
+  if (err instanceof ExitError) {
+    return { type: "error", message: err.message, hint: err.hint, exitCode: err.exitCode };
+  }
+  const { message, hint } = describeUploadError(err, endpoint);
+  return { type: "error", message: `no credential: ${message}`, hint, exitCode: EXIT.failed };
+}
+async function runBackground(flags, io) {
+  const drain = drainTimeoutMs(flags.drainTimeout) / 1e3;
+  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint]);
+  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
+  parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
+  const paths = daemonPaths(stateDir);
+  const running = runningPid(paths);
+  if (running !== void 0) throw new DaemonAlreadyRunningError(running, stateDir);
+  mkdirSync3(stateDir, { recursive: true, mode: 448 });
+  const out = openSync(paths.outFile, "a", 384);
+  const script = process.argv[1];
+  if (script === void 0) throw new ExitError(EXIT.internal, "cannot tell which script to run");
+  const child = spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      script,
+      "start",
+      "--foreground",
+      "--notify-parent",
+      "--state-dir",
+      stateDir,
+      "--endpoint",
+      endpoint,
+      "--drain-timeout",
+      String(drain)
+    ],
+    { cwd: io.cwd, env: io.env, detached: true, stdio: ["ignore", out, out, "ipc"] }
+  );
+  closeSync(out);
+  const outcome = await new Promise((resolve5) => {
+    const timer = setTimeout(() => resolve5({ type: "timeout" }), READY_TIMEOUT_MS);
+    child.once("message", (m) => {
+      clearTimeout(timer);
+      resolve5(m);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve5({ type: "exit", code });
+    });
+  });
+  if (outcome.type === "ready") {
+    if (child.connected) child.disconnect();
+    child.unref();
+    const masks = maskLines(io.env, outcome.secrets);
+    if (flags.json) {
+      io.stderr.write(masks);
+      io.stdout.write(
+        `${JSON.stringify({ pid: outcome.pid, principal: outcome.principal, files_watched: outcome.filesWatched, state_dir: stateDir, log_file: paths.logFile })}
+`
+      );
+    } else {
+      io.stdout.write(masks);
+      io.stdout.write(
+        `hivemind: daemon started (pid ${outcome.pid}) as ${describePrincipal(outcome.principal)}; watching ${outcome.filesWatched} session files; state dir ${stateDir}; log ${paths.logFile}
+`
+      );
+    }
+    return EXIT.ok;
+  }
+  if (outcome.type === "error") {
+    if (child.exitCode == null && child.signalCode == null) await once2(child, "exit");
+    throw new ExitError(
+      outcome.exitCode,
+      outcome.message,
+      outcome.hint ? { hint: outcome.hint } : void 0
+    );
+  }
+  if (outcome.type === "timeout") {
+    child.kill("SIGTERM");
+    throw new ExitError(
+      EXIT.failed,
+      `the daemon did not get a credential within ${READY_TIMEOUT_MS / 1e3} s; stopped it`,
+      { hint: `See ${paths.logFile}.` }
+    );
+  }
+  const tail = readTail(paths.outFile);
+  throw new ExitError(
+    EXIT.failed,
+    `the daemon exited with code ${outcome.code ?? "null"} while starting${tail ? `: ${tail}` : ""}`,
+    {
+      hint: `See ${paths.outFile} and ${paths.logFile}.`
+    }
+  );
+}
+function readTail(file2) {
+  try {
+    const lines = readFileSync4(file2, "utf8").trim().split("\n");
+    return lines.slice(-3).join(" | ").slice(0, 500);
+  } catch {
+    return "";
+  }
+}
+var READY_TIMEOUT_MS;
+var init_start = __esm({
+  "../cli/src/commands/start.ts"() {
+    "use strict";
+    init_schemas3();
+    init_client2();
+    init_daemon();
+    init_launch();
+    init_state_dir();
+    init_watch_sources();
+    init_errors5();
+    READY_TIMEOUT_MS = 9e4;
   }
 });
 

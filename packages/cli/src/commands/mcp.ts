@@ -1,17 +1,17 @@
-import { mkdirSync } from 'node:fs'
 import type { CAC } from 'cac'
 import { ENV } from '@hivemind/sdk/schemas'
-import { describeUploadError, requireEndpoint } from '../client.js'
 import { callDaemon } from '../daemon/control-client.js'
-import { Daemon, DaemonAlreadyRunningError, timingsFromEnv } from '../daemon/daemon.js'
-import { createDaemonLogger } from '../daemon/log.js'
-import { daemonPaths, resolveStateDir } from '../daemon/state-dir.js'
+import { DaemonAlreadyRunningError, type Daemon } from '../daemon/daemon.js'
+import {
+  checkCredentialInBackground,
+  DEFAULT_DRAIN_TIMEOUT_S,
+  drainTimeoutMs,
+  prepareDaemon,
+} from '../daemon/launch.js'
 import { DaemonStatus } from '../daemon/status.js'
-import { parseWatchPaths } from '../daemon/watch-sources.js'
-import { EXIT, UsageError } from '../errors.js'
+import { EXIT } from '../errors.js'
 import type { CliIo } from '../io.js'
 import { VERSION } from '../version.js'
-import { DEFAULT_DRAIN_TIMEOUT_S } from './start.js'
 
 interface McpFlags {
   endpoint?: string
@@ -39,34 +39,14 @@ export function registerMcp(cli: CAC, io: CliIo): void {
  * When stdin closes or SIGTERM arrives, it flushes within `--drain-timeout` and exits.
  */
 async function runMcp(flags: McpFlags, io: CliIo): Promise<number> {
-  const drain = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S)
-  if (!Number.isFinite(drain) || drain < 0 || drain > 600) {
-    throw new UsageError('--drain-timeout takes seconds between 0 and 600')
-  }
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint])
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd)
-  const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd)
-  const paths = daemonPaths(stateDir)
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-  const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? 'info')
+  const drainMs = drainTimeoutMs(flags.drainTimeout)
+  const setup = prepareDaemon(flags, io)
+  const { stateDir, paths, logger } = setup
 
   let daemon: Daemon | undefined
   try {
-    daemon = await Daemon.start({
-      stateDir,
-      endpoint,
-      env: io.env,
-      watchPaths,
-      logger,
-      timings: timingsFromEnv(io.env),
-    })
-    daemon.verifyCredential().then(
-      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
-      (err: unknown) => {
-        const { message, hint } = describeUploadError(err, endpoint)
-        logger.warn({ error: message, hint }, 'credential check failed; will keep retrying')
-      },
-    )
+    daemon = await setup.start()
+    checkCredentialInBackground(daemon, setup)
   } catch (err) {
     // Another daemon owns the state dir (a `hivemind start` earlier in the job): serve
     // its status rather than fail the agent's session.
@@ -115,7 +95,7 @@ async function runMcp(flags: McpFlags, io: CliIo): Promise<number> {
   await server.connect(transport)
   const why = await ended
   logger.info({ reason: why }, 'MCP session ended; final flush')
-  const result = daemon ? await daemon.shutdown(drain * 1000) : { drained: true }
+  const result = daemon ? await daemon.shutdown(drainMs) : { drained: true }
   await server.close().catch(() => {})
   return result.drained ? EXIT.ok : EXIT.failed
 }

@@ -4,16 +4,17 @@ import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
 import type { CAC } from 'cac'
 import { ENV } from '@hivemind/sdk/schemas'
 import { describePrincipal, describeUploadError, maskLines, requireEndpoint } from '../client.js'
-import { Daemon, timingsFromEnv } from '../daemon/daemon.js'
-import { createDaemonLogger } from '../daemon/log.js'
+import { DaemonAlreadyRunningError, type Daemon } from '../daemon/daemon.js'
+import {
+  checkCredentialInBackground,
+  DEFAULT_DRAIN_TIMEOUT_S,
+  drainTimeoutMs,
+  prepareDaemon,
+} from '../daemon/launch.js'
 import { daemonPaths, resolveStateDir, runningPid } from '../daemon/state-dir.js'
 import { parseWatchPaths } from '../daemon/watch-sources.js'
-import { DaemonAlreadyRunningError } from '../daemon/daemon.js'
-import { EXIT, ExitError, UsageError } from '../errors.js'
+import { EXIT, ExitError } from '../errors.js'
 import type { CliIo } from '../io.js'
-
-/** Final catch-up budget on SIGTERM: inside `hivemind stop`'s 10 s and Docker's default 10 s. */
-export const DEFAULT_DRAIN_TIMEOUT_S = 8
 
 /** How long `hivemind start` waits for the daemon's first token exchange. */
 const READY_TIMEOUT_MS = 90_000
@@ -58,39 +59,20 @@ export function registerStart(cli: CAC, io: CliIo): void {
     })
 }
 
-function drainSeconds(flags: StartFlags): number {
-  const n = Number(flags.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S)
-  if (!Number.isFinite(n) || n < 0 || n > 600) {
-    throw new UsageError('--drain-timeout takes seconds between 0 and 600')
-  }
-  return n
-}
-
 /**
  * The daemon itself. Under `--notify-parent` (spawned by `hivemind start`) a credential
  * the server refuses ends it with the SDK's message and hint, so the CI step fails there;
  * otherwise (a container) it never exits on errors and reports them through `health`.
  */
 async function runForeground(flags: StartFlags, io: CliIo): Promise<number> {
-  const drainMs = drainSeconds(flags) * 1000
-  const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint])
-  const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd)
-  const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd)
+  const drainMs = drainTimeoutMs(flags.drainTimeout)
+  const setup = prepareDaemon(flags, io)
+  const { endpoint, stateDir, paths, logger } = setup
   const notify = flags.notifyParent === true && typeof process.send === 'function'
-  const paths = daemonPaths(stateDir)
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-  const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? 'info')
 
   let daemon: Daemon
   try {
-    daemon = await Daemon.start({
-      stateDir,
-      endpoint,
-      env: io.env,
-      watchPaths,
-      logger,
-      timings: timingsFromEnv(io.env),
-    })
+    daemon = await setup.start()
   } catch (err) {
     if (notify) sendParent(errorMessage(err, endpoint))
     throw err
@@ -123,15 +105,10 @@ async function runForeground(flags: StartFlags, io: CliIo): Promise<number> {
       `hivemind: daemon running in the foreground (pid ${process.pid}); state dir ${stateDir}; log ${paths.logFile}\n`,
     )
     // Reported, never fatal: the loop retries, and `health` says it is failing.
-    daemon.verifyCredential().then(
-      ({ me }) => logger.info({ principal: me.id, kind: me.kind }, 'credential accepted'),
-      (err: unknown) => {
-        const { message, hint } = describeUploadError(err, endpoint)
-        logger.warn({ error: message, hint }, 'credential check failed; will keep retrying')
-        io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}\n`)
-        if (hint) io.stderr.write(`  ${hint}\n`)
-      },
-    )
+    checkCredentialInBackground(daemon, setup, (message, hint) => {
+      io.stderr.write(`hivemind: credential check failed (will keep retrying): ${message}\n`)
+      if (hint) io.stderr.write(`  ${hint}\n`)
+    })
   }
 
   const signal = await stop
@@ -169,7 +146,7 @@ function errorMessage(err: unknown, endpoint: string): Extract<ReadyMessage, { t
  * daemon's reason.
  */
 async function runBackground(flags: StartFlags, io: CliIo): Promise<number> {
-  const drain = drainSeconds(flags)
+  const drain = drainTimeoutMs(flags.drainTimeout) / 1000
   const endpoint = requireEndpoint(flags.endpoint ?? io.env[ENV.endpoint])
   const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd)
   parseWatchPaths(io.env[ENV.watchPaths], io.cwd) // a bad entry fails here, not in the log
