@@ -19817,7 +19817,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "../../node_modules/.pnpm/undici@8.13.1/node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile3, readFile: readFile10, mkdir: mkdir3 } = __require("node:fs/promises");
+    var { writeFile: writeFile3, readFile: readFile11, mkdir: mkdir3 } = __require("node:fs/promises");
     var { dirname: dirname9, resolve: resolve5 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors();
@@ -20035,7 +20035,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile10(resolve5(path), "utf8");
+          const data = await readFile11(resolve5(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -59492,7 +59492,12 @@ async function parseJsonl2(file2, options = {}) {
       pending.push({ line });
     }
   });
-  if (!sid) return sink.result(from);
+  if (!sid) {
+    if (pending.length === 0) return sink.result(from);
+    sid = basename5(file2.path).replace(/\.jsonl$/, "");
+    session = sink.session(sid);
+    state = new MessageState(sid);
+  }
   session.cwd = await projectRoot(file2.path);
   for (const e of state.byKey.values()) if (e.at >= from) sink.add(e);
   for (const { line } of pending) {
@@ -60018,10 +60023,38 @@ var init_client2 = __esm({
   }
 });
 
+// ../cli/src/internal/claude-retention.ts
+import { readFile as readFile8 } from "node:fs/promises";
+import { join as join10 } from "node:path";
+async function claudeCleanupDays(configDir) {
+  try {
+    const settings = JSON.parse(await readFile8(join10(configDir, "settings.json"), "utf8"));
+    const days = settings.cleanupPeriodDays;
+    return typeof days === "number" && Number.isFinite(days) && days > 0 ? days : CLAUDE_DEFAULT_CLEANUP_DAYS;
+  } catch {
+    return CLAUDE_DEFAULT_CLEANUP_DAYS;
+  }
+}
+async function claudeRetentionWarning(configDirs, sinceMs, now) {
+  for (const dir of configDirs) {
+    const days = await claudeCleanupDays(dir);
+    if (sinceMs !== void 0 && now - sinceMs <= days * 864e5) continue;
+    return `Claude Code deletes session transcripts older than ${days} days (cleanupPeriodDays in ${join10(dir, "settings.json")}${days === CLAUDE_DEFAULT_CLEANUP_DAYS ? ", default" : ""}): older sessions can no longer be imported. Run the daemon or a regular import, or raise cleanupPeriodDays.`;
+  }
+  return void 0;
+}
+var CLAUDE_DEFAULT_CLEANUP_DAYS;
+var init_claude_retention = __esm({
+  "../cli/src/internal/claude-retention.ts"() {
+    "use strict";
+    CLAUDE_DEFAULT_CLEANUP_DAYS = 30;
+  }
+});
+
 // ../cli/src/internal/git.ts
 import { execFile } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
-import { dirname as dirname6, join as join10, resolve as resolve2, sep } from "node:path";
+import { dirname as dirname6, join as join11, resolve as resolve2, sep } from "node:path";
 async function gitRepoRoot(cwd) {
   const fromGit = await new Promise((done) => {
     execFile(
@@ -60033,7 +60066,7 @@ async function gitRepoRoot(cwd) {
   });
   if (fromGit) return realpathOr(fromGit);
   for (let dir = resolve2(cwd); ; dir = dirname6(dir)) {
-    if (existsSync(join10(dir, ".git"))) return realpathOr(dir);
+    if (existsSync(join11(dir, ".git"))) return realpathOr(dir);
     if (dirname6(dir) === dir) return void 0;
   }
 }
@@ -60136,7 +60169,7 @@ var init_since = __esm({
 
 // ../cli/src/tail/checkpoint-store.ts
 import { existsSync as existsSync2, mkdirSync } from "node:fs";
-import { join as join11 } from "node:path";
+import { join as join12 } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 function fromRow(r) {
   return {
@@ -60208,7 +60241,7 @@ var init_checkpoint_store = __esm({
       /** Opens (creating it and the state dir if needed) `<stateDir>/checkpoints.sqlite`. */
       static open(stateDir) {
         mkdirSync(stateDir, { recursive: true, mode: 448 });
-        const path = join11(stateDir, CHECKPOINT_DB);
+        const path = join12(stateDir, CHECKPOINT_DB);
         const db = new DatabaseSync(path, { timeout: 1e4 });
         db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
         migrate(db);
@@ -60216,7 +60249,7 @@ var init_checkpoint_store = __esm({
       }
       /** Opens an existing store read-only (`--dry-run`); `undefined` when there is none. */
       static openReadOnly(stateDir) {
-        const path = join11(stateDir, CHECKPOINT_DB);
+        const path = join12(stateDir, CHECKPOINT_DB);
         if (!existsSync2(path)) return void 0;
         const db = new DatabaseSync(path, { readOnly: true, timeout: 1e4 });
         return new _CheckpointStore(path, db);
@@ -60802,7 +60835,8 @@ async function runImport(opts, io) {
     agents: {},
     upload: { batches: 0, events: 0, accepted: 0, duplicates: 0, rejected: 0 },
     failed: { files: 0, sessions: 0 },
-    skipped: { olderThanSince: 0, outsideRepo: 0, incomplete: 0 }
+    skipped: { olderThanSince: 0, outsideRepo: 0, incomplete: 0 },
+    warnings: []
   };
   const progress = new Progress(io.stderr, !opts.json);
   const log = (line) => progress.log(`hivemind import: ${line}`);
@@ -60953,6 +60987,17 @@ async function runImport(opts, io) {
         }
       );
     }
+    if ((summary.agents["claude-code"]?.files ?? 0) > 0 && opts.paths.length === 0) {
+      const warning = await claudeRetentionWarning(
+        ADAPTERS["claude-code"].defaultRoots(io.env),
+        opts.sinceMs,
+        io.now()
+      );
+      if (warning) {
+        summary.warnings.push(warning);
+        if (!opts.json) log(`note: ${warning}`);
+      }
+    }
     if (summary.found.files === 0 && !opts.allowEmpty) {
       summary.ok = false;
       summary.error = "no session files found";
@@ -61038,6 +61083,7 @@ var init_import = __esm({
     init_client2();
     init_state_dir();
     init_errors5();
+    init_claude_retention();
     init_git();
     init_progress();
     init_since();
@@ -63060,7 +63106,7 @@ var require_thread_stream = __commonJS({
     var { version: version2 } = require_package();
     var { EventEmitter: EventEmitter3 } = __require("events");
     var { Worker } = __require("worker_threads");
-    var { join: join14 } = __require("path");
+    var { join: join15 } = __require("path");
     var { pathToFileURL } = __require("url");
     var { wait } = require_wait();
     var {
@@ -63112,7 +63158,7 @@ var require_thread_stream = __commonJS({
     function createWorker(stream, opts) {
       const { filename, workerData } = opts;
       const bundlerOverrides = "__bundlerPathsOverrides" in globalThis ? globalThis.__bundlerPathsOverrides : {};
-      const toExecute = bundlerOverrides["thread-stream-worker"] || join14(__dirname, "lib", "worker.js");
+      const toExecute = bundlerOverrides["thread-stream-worker"] || join15(__dirname, "lib", "worker.js");
       const worker = new Worker(toExecute, {
         ...opts.workerOpts,
         name: opts.workerOpts?.name || "thread-stream",
@@ -63625,7 +63671,7 @@ var require_transport = __commonJS({
     var { createRequire } = __require("module");
     var { existsSync: existsSync3 } = __require("node:fs");
     var getCallers = require_caller();
-    var { join: join14, isAbsolute, sep: sep3 } = __require("node:path");
+    var { join: join15, isAbsolute, sep: sep3 } = __require("node:path");
     var { fileURLToPath } = __require("node:url");
     var sleep3 = require_atomic_sleep();
     var onExit = require_on_exit_leak_free();
@@ -63780,7 +63826,7 @@ var require_transport = __commonJS({
         throw new Error("only one of target or targets can be specified");
       }
       if (targets) {
-        target = bundlerOverrides["pino-worker"] || join14(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join15(__dirname, "worker.js");
         options.targets = targets.filter((dest) => dest.target).map((dest) => {
           return {
             ...dest,
@@ -63801,7 +63847,7 @@ var require_transport = __commonJS({
         const pipelinesHaveLevel = options.pipelines.some((p) => p.some((t) => t.level != null));
         usesMultistream = options.targets.length + options.pipelines.length > 1 || targetsHaveLevel || pipelinesHaveLevel;
       } else if (pipeline) {
-        target = bundlerOverrides["pino-worker"] || join14(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join15(__dirname, "worker.js");
         options.pipelines = [pipeline.map((dest) => {
           return {
             ...dest,
@@ -63828,7 +63874,7 @@ var require_transport = __commonJS({
           return origin;
         }
         if (origin === "pino/file") {
-          return join14(__dirname, "..", "file.js");
+          return join15(__dirname, "..", "file.js");
         }
         let fixTarget2;
         for (const filePath of callers) {
@@ -64809,7 +64855,7 @@ var require_safe_stable_stringify = __commonJS({
               return circularValue;
             }
             let res = "";
-            let join14 = ",";
+            let join15 = ",";
             const originalIndentation = indentation;
             if (Array.isArray(value)) {
               if (value.length === 0) {
@@ -64823,7 +64869,7 @@ var require_safe_stable_stringify = __commonJS({
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join14 = `,
+                join15 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -64831,13 +64877,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join14;
+                res += join15;
               }
               const tmp = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join14}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -64858,7 +64904,7 @@ ${originalIndentation}`;
             let separator = "";
             if (spacer !== "") {
               indentation += spacer;
-              join14 = `,
+              join15 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -64872,13 +64918,13 @@ ${indentation}`;
               const tmp = stringifyFnReplacer(key2, value, stack, replacer, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join14;
+                separator = join15;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...":${whitespace}"${getItemCount(removedKeys)} not stringified"`;
-              separator = join14;
+              separator = join15;
             }
             if (spacer !== "" && separator.length > 1) {
               res = `
@@ -64919,7 +64965,7 @@ ${originalIndentation}`;
             }
             const originalIndentation = indentation;
             let res = "";
-            let join14 = ",";
+            let join15 = ",";
             if (Array.isArray(value)) {
               if (value.length === 0) {
                 return "[]";
@@ -64932,7 +64978,7 @@ ${originalIndentation}`;
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join14 = `,
+                join15 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -64940,13 +64986,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join14;
+                res += join15;
               }
               const tmp = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join14}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -64959,7 +65005,7 @@ ${originalIndentation}`;
             let whitespace = "";
             if (spacer !== "") {
               indentation += spacer;
-              join14 = `,
+              join15 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -64968,7 +65014,7 @@ ${indentation}`;
               const tmp = stringifyArrayReplacer(key2, value[key2], stack, replacer, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join14;
+                separator = join15;
               }
             }
             if (spacer !== "" && separator.length > 1) {
@@ -65026,20 +65072,20 @@ ${originalIndentation}`;
               indentation += spacer;
               let res2 = `
 ${indentation}`;
-              const join15 = `,
+              const join16 = `,
 ${indentation}`;
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
               let i = 0;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyIndent(String(i), value[i], stack, spacer, indentation);
                 res2 += tmp2 !== void 0 ? tmp2 : "null";
-                res2 += join15;
+                res2 += join16;
               }
               const tmp = stringifyIndent(String(i), value[i], stack, spacer, indentation);
               res2 += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res2 += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
+                res2 += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               res2 += `
 ${originalIndentation}`;
@@ -65055,16 +65101,16 @@ ${originalIndentation}`;
               return '"[Object]"';
             }
             indentation += spacer;
-            const join14 = `,
+            const join15 = `,
 ${indentation}`;
             let res = "";
             let separator = "";
             let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
             if (isTypedArrayWithEntries(value)) {
-              res += stringifyTypedArray(value, join14, maximumBreadth);
+              res += stringifyTypedArray(value, join15, maximumBreadth);
               keys = keys.slice(value.length);
               maximumPropertiesToStringify -= value.length;
-              separator = join14;
+              separator = join15;
             }
             if (deterministic) {
               keys = sort(keys, comparator);
@@ -65075,13 +65121,13 @@ ${indentation}`;
               const tmp = stringifyIndent(key2, value[key2], stack, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}: ${tmp}`;
-                separator = join14;
+                separator = join15;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...": "${getItemCount(removedKeys)} not stringified"`;
-              separator = join14;
+              separator = join15;
             }
             if (separator !== "") {
               res = `
@@ -65635,7 +65681,7 @@ import { exec } from "child_process";
 import { createGzip } from "zlib";
 import { Writable } from "stream";
 import { access, constants as constants2, createReadStream, createWriteStream } from "fs";
-import { mkdir, open as open6, readFile as readFile8, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
+import { mkdir, open as open6, readFile as readFile9, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
 import { sep as sep2 } from "path";
 import { TextDecoder as TextDecoder2 } from "util";
 import { setTimeout as setTimeout2 } from "timers";
@@ -65806,7 +65852,7 @@ var init_esm = __esm({
         this.fsCreateReadStream = createReadStream;
         this.fsCreateWriteStream = createWriteStream;
         this.fsOpen = open6;
-        this.fsReadFile = readFile8;
+        this.fsReadFile = readFile9;
         this.fsStat = stat6;
         this.fsUnlink = unlink2;
         this.generator = generator;
@@ -66276,7 +66322,7 @@ var init_log = __esm({
 });
 
 // ../cli/src/daemon/watch-sources.ts
-import { basename as basename9, join as join12, resolve as resolve4 } from "node:path";
+import { basename as basename9, join as join13, resolve as resolve4 } from "node:path";
 function parseWatchPaths(value, cwd) {
   if (value === void 0 || value.trim() === "") return [];
   const out = [];
@@ -66309,7 +66355,7 @@ async function recognizeLayout(dir) {
   for (const l of LAYOUTS) if (l.names.includes(name)) return l.agent;
   for (const l of LAYOUTS) {
     for (const m of l.markers) {
-      if (await isDir(join12(dir, m))) return l.agent;
+      if (await isDir(join13(dir, m))) return l.agent;
     }
   }
   return void 0;
@@ -66354,8 +66400,8 @@ var init_watch_sources = __esm({
 // ../cli/src/daemon/daemon.ts
 import { EventEmitter as EventEmitter2, once } from "node:events";
 import { watch } from "node:fs";
-import { mkdir as mkdir2, open as open7, readFile as readFile9, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname as dirname8, join as join13 } from "node:path";
+import { mkdir as mkdir2, open as open7, readFile as readFile10, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
+import { dirname as dirname8, join as join14 } from "node:path";
 function timingsFromEnv(env) {
   const raw = env.HIVEMIND_TEST_DAEMON_TIMINGS;
   if (env.NODE_ENV !== "test" || !raw) return void 0;
@@ -66378,7 +66424,7 @@ async function acquirePidFile(paths) {
     } catch (err) {
       if (err.code !== "EEXIST") throw err;
     }
-    const pid = Number.parseInt((await readFile9(paths.pidFile, "utf8").catch(() => "")).trim(), 10);
+    const pid = Number.parseInt((await readFile10(paths.pidFile, "utf8").catch(() => "")).trim(), 10);
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
       throw new DaemonAlreadyRunningError(pid, paths.stateDir);
     }
@@ -66388,7 +66434,7 @@ async function acquirePidFile(paths) {
   throw new Error(`could not create ${paths.pidFile}`);
 }
 async function releasePidFile(paths) {
-  const pid = (await readFile9(paths.pidFile, "utf8").catch(() => "")).trim();
+  const pid = (await readFile10(paths.pidFile, "utf8").catch(() => "")).trim();
   if (pid === String(process.pid)) await unlink3(paths.pidFile).catch(() => {
   });
 }
@@ -66881,7 +66927,7 @@ var init_daemon = __esm({
           if (this.#watchers.has(dir)) continue;
           try {
             const w = watch(dir, { persistent: false }, (_event, name) => {
-              const path = name ? join13(dir, name) : void 0;
+              const path = name ? join14(dir, name) : void 0;
               if (path !== void 0 && this.#index.has(path)) this.#dirtyPaths.add(path);
               else this.#needFull = true;
               this.#kick(this.#t.batchWindowMs, false);

@@ -271,11 +271,16 @@ describe('hivemind import (real server and CLI processes)', () => {
       h.cwd,
     )
     expect(r.code).toBe(0)
-    const summary = JSON.parse(r.stdout) as { principal: { kind: string; id: string } }
+    const summary = JSON.parse(r.stdout) as {
+      principal: { kind: string; id: string }
+      warnings: string[]
+    }
     expect(summary.principal).toMatchObject({
       kind: 'service_account',
       id: writer.serviceAccountId,
     })
+    // No --since: the import reaches back further than Claude Code keeps transcripts.
+    expect(summary.warnings).toEqual([expect.stringMatching(/cleanupPeriodDays/)])
     expect(r.stderr).toContain(`::add-mask::${writer.token}\n`)
     // Outside GitHub Actions nothing is printed about the token.
     const plain = await runCli(['import', '--all'], envFor(await home(true)), h.cwd)

@@ -118,6 +118,20 @@ describe('geminiCliAdapter (fixtures)', () => {
     expect(m1.rev).toBeGreaterThan(oldRev.get(m1.event_key)!)
   })
 
+  it('a .jsonl of nothing but garbage still yields its error events, under a session named by the file', async () => {
+    const dir = join(await tmp(), 'tmp', 'h', 'chats')
+    await mkdir(dir, { recursive: true })
+    const path = join(dir, 'session-2026-01-05T10-00-garbage1.jsonl')
+    await writeFile(path, 'not json at all\n{"half": \n')
+    const r = await gemini.parse(fileOf(gemini, path))
+    expectWellFormed(r)
+    expect(r.sessions).toHaveLength(1)
+    expect(r.events.map((e) => e.kind)).toEqual(['error', 'error'])
+    expect(r.events.every((e) => e.session_key === r.sessions[0].session_key)).toBe(true)
+    expect(r.errors).toHaveLength(2)
+    expect(r.nextOffset).toBe(Buffer.byteLength('not json at all\n{"half": \n'))
+  })
+
   it('legacy .json: waits for a quiet file and retries a half-written one', async () => {
     const d = await tmp()
     const dir = join(d, 'tmp/abc/chats')

@@ -305,7 +305,14 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
       pending.push({ line })
     }
   })
-  if (!sid) return sink.result(from)
+  if (!sid) {
+    if (pending.length === 0) return sink.result(from)
+    // Nothing but malformed or unknown lines: still a session (named by the file), so
+    // their error events reach the server instead of vanishing.
+    sid = basename(file.path).replace(/\.jsonl$/, '')
+    session = sink.session(sid)
+    state = new MessageState(sid)
+  }
   session!.cwd = await projectRoot(file.path)
   for (const e of state!.byKey.values()) if (e.at >= from) sink.add(e)
   for (const { line } of pending) {

@@ -7,6 +7,7 @@ import { ADAPTERS, resolveAgent } from '../adapters/index.js'
 import { connect, describeUploadError, isTooLarge, maskLines } from '../client.js'
 import { resolveStateDir } from '../daemon/state-dir.js'
 import { EXIT, ExitError, UsageError } from '../errors.js'
+import { claudeRetentionWarning } from '../internal/claude-retention.js'
 import { gitRepoRoot, isInside } from '../internal/git.js'
 import { formatBytes, Progress } from '../internal/progress.js'
 import { parseSince } from '../internal/since.js'
@@ -72,6 +73,8 @@ export interface ImportSummary {
   }
   failed: { files: number; sessions: number }
   skipped: { olderThanSince: number; outsideRepo: number; incomplete: number }
+  /** Things worth knowing that did not fail the run (Claude Code's transcript retention). */
+  warnings: string[]
   error?: string
 }
 
@@ -156,6 +159,7 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     upload: { batches: 0, events: 0, accepted: 0, duplicates: 0, rejected: 0 },
     failed: { files: 0, sessions: 0 },
     skipped: { olderThanSince: 0, outsideRepo: 0, incomplete: 0 },
+    warnings: [],
   }
   const progress = new Progress(io.stderr, !opts.json)
   const log = (line: string) => progress.log(`hivemind import: ${line}`)
@@ -320,6 +324,18 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
           hint: `${hint ? `${hint} ` : ''}Re-run the same command to resume: acknowledged records are not sent again.`,
         },
       )
+    }
+
+    if ((summary.agents['claude-code']?.files ?? 0) > 0 && opts.paths.length === 0) {
+      const warning = await claudeRetentionWarning(
+        ADAPTERS['claude-code'].defaultRoots(io.env),
+        opts.sinceMs,
+        io.now(),
+      )
+      if (warning) {
+        summary.warnings.push(warning)
+        if (!opts.json) log(`note: ${warning}`)
+      }
     }
 
     if (summary.found.files === 0 && !opts.allowEmpty) {
