@@ -66519,6 +66519,7 @@ var init_daemon = __esm({
       #drained = null;
       #unreadableLogged = /* @__PURE__ */ new Set();
       #token;
+      #writing = Promise.resolve();
       constructor(opts, store) {
         this.#opts = opts;
         this.#t = { ...DEFAULT_TIMINGS, ...opts.timings };
@@ -66893,9 +66894,11 @@ var init_daemon = __esm({
             this.#pauseReason ? "resumed: a fresh ID token was exchanged" : "uploads recovered"
           );
         }
+        const changed = this.#failingSince !== void 0 || this.#pauseReason !== void 0;
         this.#failingSince = void 0;
         this.#pauseReason = void 0;
         if (this.#state === "paused") this.#state = "running";
+        if (changed) void this.#writeState();
       }
       #fail(err) {
         const { message, hint } = describeUploadError(err, this.#upload.endpoint);
@@ -66912,6 +66915,7 @@ var init_daemon = __esm({
           this.#log.warn({ error: message, hint }, "upload failed; retrying with backoff");
         }
         this.#lastError = { message, hint: hint ?? null, at: (/* @__PURE__ */ new Date()).toISOString() };
+        if (first) void this.#writeState();
       }
       /** Watches each directory holding session files, plus the roots (new sessions, new dirs). */
       #syncWatchers(fileDirs) {
@@ -66941,7 +66945,12 @@ var init_daemon = __esm({
           }
         }
       }
-      async #writeState() {
+      /** Rewrites the status file; writes are queued, so two never share the temp file. */
+      #writeState() {
+        this.#writing = this.#writing.then(() => this.#writeStateNow());
+        return this.#writing;
+      }
+      async #writeStateNow() {
         const tmp = `${this.paths.stateFile}.${process.pid}.tmp`;
         try {
           await writeFile2(tmp, `${JSON.stringify(this.status())}

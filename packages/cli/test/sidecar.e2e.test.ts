@@ -163,11 +163,12 @@ describe('Pattern B: the sidecar entrypoint as a process', () => {
         .toMatchObject({ message: expect.stringMatching(/401|invalid|token/i) })
       await new Promise((r) => setTimeout(r, 1500))
       expect(daemon.child.exitCode).toBeNull()
-      const unhealthy = await runCli(
-        ['health', '--state-dir', state, '--failing-after', '1'],
-        env,
-        h.cwd,
-      )
+      const health = () =>
+        runCli(['health', '--state-dir', state, '--failing-after', '1'], env, h.cwd)
+      await expect
+        .poll(async () => (await health()).code, { timeout: 15_000, interval: 300 })
+        .toBe(1)
+      const unhealthy = await health()
       expect(unhealthy.code).toBe(1)
       expect(unhealthy.stderr).toMatch(/has not uploaded for \d+ s \(limit 1 s\)/)
       expect(unhealthy.stderr).not.toContain('hmsa_not-a-real-token')

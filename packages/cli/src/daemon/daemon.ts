@@ -172,6 +172,7 @@ export class Daemon {
   #drained: boolean | null = null
   #unreadableLogged = new Set<string>()
   #token: AccessToken | undefined
+  #writing: Promise<void> = Promise.resolve()
 
   private constructor(opts: DaemonOptions, store: CheckpointStore) {
     this.#opts = opts
@@ -578,9 +579,12 @@ export class Daemon {
         this.#pauseReason ? 'resumed: a fresh ID token was exchanged' : 'uploads recovered',
       )
     }
+    const changed = this.#failingSince !== undefined || this.#pauseReason !== undefined
     this.#failingSince = undefined
     this.#pauseReason = undefined
     if (this.#state === 'paused') this.#state = 'running'
+    // `health` reads the file: let it see a recovery now, not at the next heartbeat.
+    if (changed) void this.#writeState()
   }
 
   #fail(err: unknown): void {
@@ -599,6 +603,7 @@ export class Daemon {
       this.#log.warn({ error: message, hint }, 'upload failed; retrying with backoff')
     }
     this.#lastError = { message, hint: hint ?? null, at: new Date().toISOString() }
+    if (first) void this.#writeState()
   }
 
   /** Watches each directory holding session files, plus the roots (new sessions, new dirs). */
@@ -633,7 +638,13 @@ export class Daemon {
     }
   }
 
-  async #writeState(): Promise<void> {
+  /** Rewrites the status file; writes are queued, so two never share the temp file. */
+  #writeState(): Promise<void> {
+    this.#writing = this.#writing.then(() => this.#writeStateNow())
+    return this.#writing
+  }
+
+  async #writeStateNow(): Promise<void> {
     const tmp = `${this.paths.stateFile}.${process.pid}.tmp`
     try {
       await writeFile(tmp, `${JSON.stringify(this.status())}\n`, { mode: 0o600 })
