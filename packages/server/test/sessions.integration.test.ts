@@ -327,6 +327,27 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         ])
       })
 
+      it('stores text and tool output containing NUL (which PostgreSQL cannot hold) as U+FFFD', async () => {
+        const { session, event } = fixtureSession({}, 'codex')
+        const e = event({
+          native_key: 'nul:1',
+          kind: 'tool_result',
+          text: 'before\u0000after',
+          tool: { name: 'Bash', output: { stdout: 'a\u0000b' } },
+        })
+        expect((await upload({ sessions: [session], events: [e] })).body).toMatchObject({
+          accepted: 2,
+          rejected: [],
+        })
+        const events = await get(`/api/v1/sessions/${session.session_key}/events`)
+        expect(items<{ text: string; tool: { output: unknown } }>(events)).toEqual([
+          expect.objectContaining({
+            text: 'before\uFFFDafter',
+            tool: expect.objectContaining({ output: { stdout: 'a\uFFFDb' } }),
+          }),
+        ])
+      })
+
       it('keeps the highest rev when one batch carries several versions', async () => {
         const { session, event } = fixtureSession({}, 'opencode')
         const v = (rev: number) => event({ native_key: 'p:1', text: `rev ${rev}`, rev })

@@ -347,11 +347,11 @@ async function upsertEvents(
   if (inserts.length) {
     const { rows } = await tx.query<{ event_key: string }>(
       `INSERT INTO events (session_id, owner_kind, owner_id, ${EVENT_COLUMNS.join(', ')})
-       SELECT u.session_id, $1, $2, ${EVENT_COLUMNS.map((c) => `u.${c}${CASTS[c] ?? ''}`).join(', ')}
-         FROM ${eventUnnest(3)}
+       SELECT u.session_id, $1, $2, ${EVENT_COLUMNS.map((c) => `u.${c}`).join(', ')}
+         FROM ${eventRecordset(3)}
        ON CONFLICT (owner_kind, owner_id, event_key) DO NOTHING
        RETURNING event_key`,
-      [owner.kind, owner.id, ...eventArrays(inserts, sessionIds)],
+      [owner.kind, owner.id, eventRecords(inserts, sessionIds)],
     )
     const inserted = new Set(rows.map((r) => r.event_key))
     changed += inserted.size
@@ -363,11 +363,11 @@ async function upsertEvents(
   if (replaces.length) {
     await tx.query(
       `UPDATE events AS e SET ${EVENT_COLUMNS.filter((c) => c !== 'event_key')
-        .map((c) => `${c} = u.${c}${CASTS[c] ?? ''}`)
+        .map((c) => `${c} = u.${c}`)
         .join(', ')}, updated_at = now()
-         FROM ${eventUnnest(3)}
+         FROM ${eventRecordset(3)}
         WHERE e.owner_kind = $1 AND e.owner_id = $2 AND e.event_key = u.event_key`,
-      [owner.kind, owner.id, ...eventArrays(replaces, sessionIds)],
+      [owner.kind, owner.id, eventRecords(replaces, sessionIds)],
     )
   }
   if (marks.length) {
@@ -421,7 +421,8 @@ const EVENT_COLUMNS = [
 ] as const
 type EventColumn = (typeof EVENT_COLUMNS)[number]
 
-const ARRAY_TYPES: Record<EventColumn, string> = {
+/** SQL types of the event columns in the JSON recordset the batch travels as. */
+const RECORD_TYPES: Record<EventColumn, string> = {
   event_key: 'text',
   thread: 'text',
   seq: 'bigint',
@@ -433,9 +434,8 @@ const ARRAY_TYPES: Record<EventColumn, string> = {
   text: 'text',
   tool_name: 'text',
   tool_call_id: 'text',
-  // jsonb travels as text: arrays of jsonb do not round-trip through both drivers alike.
-  tool_input: 'text',
-  tool_output: 'text',
+  tool_input: 'jsonb',
+  tool_output: 'jsonb',
   tool_is_error: 'boolean',
   input_tokens: 'bigint',
   output_tokens: 'bigint',
@@ -445,53 +445,54 @@ const ARRAY_TYPES: Record<EventColumn, string> = {
   rev: 'bigint',
   tombstone: 'boolean',
   raw: 'text',
-  raw_oversize: 'text',
-  src: 'text',
-}
-const CASTS: Partial<Record<EventColumn, string>> = {
-  tool_input: '::jsonb',
-  tool_output: '::jsonb',
-  raw_oversize: '::jsonb',
-  src: '::jsonb',
+  raw_oversize: 'jsonb',
+  src: 'jsonb',
 }
 
-function eventUnnest(first: number): string {
-  const args = [
-    `$${first}::bigint[]`,
-    ...EVENT_COLUMNS.map((c, i) => `$${first + 1 + i}::${ARRAY_TYPES[c]}[]`),
-  ]
-  return `unnest(${args.join(', ')}) AS u(session_id, ${EVENT_COLUMNS.join(', ')})`
+/**
+ * The events of a statement as one JSON parameter, unpacked by `json_to_recordset`.
+ * Text arrays (`unnest($n::text[])`) made node-postgres escape every quote and backslash
+ * of megabytes of agent output in JavaScript, and PostgreSQL parse the array literal
+ * back; JSON is encoded natively and parsed in C, and tool input and output travel as
+ * JSON values instead of JSON-in-text.
+ */
+function eventRecordset(param: number): string {
+  const columns = EVENT_COLUMNS.map((c) => `${c} ${RECORD_TYPES[c]}`).join(', ')
+  return `json_to_recordset($${param}::json) AS u(session_id bigint, ${columns})`
 }
 
-function eventArrays(list: Event[], sessionIds: Map<string, string>): unknown[][] {
-  const values: Record<EventColumn, (e: Event) => unknown> = {
-    event_key: (e) => e.event_key,
-    thread: (e) => clean(e.thread),
-    seq: (e) => e.seq,
-    ts: (e) => e.ts,
-    kind: (e) => e.kind,
-    native_type: (e) => clean(e.native_type),
-    role: (e) => clean(e.role),
-    model: (e) => clean(e.model),
-    text: (e) => clean(e.text),
-    tool_name: (e) => clean(e.tool?.name),
-    tool_call_id: (e) => clean(e.tool?.call_id),
-    tool_input: (e) => json(e.tool?.input),
-    tool_output: (e) => json(e.tool?.output),
-    tool_is_error: (e) => e.tool?.is_error ?? null,
-    input_tokens: (e) => e.usage?.input_tokens ?? null,
-    output_tokens: (e) => e.usage?.output_tokens ?? null,
-    cache_read_tokens: (e) => e.usage?.cache_read ?? null,
-    cache_write_tokens: (e) => e.usage?.cache_write ?? null,
-    reasoning_tokens: (e) => e.usage?.reasoning ?? null,
-    rev: (e) => e.rev ?? null,
-    tombstone: (e) => e.tombstone === true,
-    raw: (e) => clean(e.raw),
-    raw_oversize: (e) => json(e.raw_oversize),
-    src: (e) => json(e.src),
-  }
-  return [
-    list.map((e) => sessionIds.get(e.session_key)!),
-    ...EVENT_COLUMNS.map((c) => list.map(values[c])),
-  ]
+function eventRecords(list: Event[], sessionIds: Map<string, string>): string {
+  // Absent keys are SQL NULL (a JSON null in a jsonb column would be a jsonb null).
+  const records = list.map((e) => ({
+    session_id: sessionIds.get(e.session_key)!,
+    event_key: e.event_key,
+    thread: e.thread ?? undefined,
+    seq: e.seq,
+    ts: e.ts ?? undefined,
+    kind: e.kind,
+    native_type: e.native_type ?? undefined,
+    role: e.role ?? undefined,
+    model: e.model ?? undefined,
+    text: e.text ?? undefined,
+    tool_name: e.tool?.name ?? undefined,
+    tool_call_id: e.tool?.call_id ?? undefined,
+    tool_input: e.tool?.input ?? undefined,
+    tool_output: e.tool?.output ?? undefined,
+    tool_is_error: e.tool?.is_error ?? undefined,
+    input_tokens: e.usage?.input_tokens ?? undefined,
+    output_tokens: e.usage?.output_tokens ?? undefined,
+    cache_read_tokens: e.usage?.cache_read ?? undefined,
+    cache_write_tokens: e.usage?.cache_write ?? undefined,
+    reasoning_tokens: e.usage?.reasoning ?? undefined,
+    rev: e.rev ?? undefined,
+    tombstone: e.tombstone === true,
+    raw: e.raw ?? undefined,
+    raw_oversize: e.raw_oversize ?? undefined,
+    src: e.src ?? undefined,
+  }))
+  const text = JSON.stringify(records)
+  // PostgreSQL text and jsonb hold no NUL: only then pay for a replacer over every value.
+  return text.includes('\\u0000')
+    ? JSON.stringify(records, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x))
+    : text
 }
