@@ -71,14 +71,36 @@ function shortTmp() {
   const t = tmpdir();
   return Buffer.byteLength(t) <= MAX_SOCKET_PATH - 40 ? t : "/tmp";
 }
+function pidFileContent(pid) {
+  return `${pid}
+${processStartTime(pid) ?? ""}
+`;
+}
+function livePid(content) {
+  const [first, start] = content.split("\n");
+  const pid = Number.parseInt(first?.trim() ?? "", 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return void 0;
+  const recorded = start?.trim();
+  if (recorded && processStartTime(pid) !== void 0 && processStartTime(pid) !== recorded) {
+    return void 0;
+  }
+  return pid;
+}
 function runningPid(paths) {
-  let pid;
   try {
-    pid = Number.parseInt(readFileSync(paths.pidFile, "utf8").trim(), 10);
+    return livePid(readFileSync(paths.pidFile, "utf8"));
   } catch {
     return void 0;
   }
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : void 0;
+}
+function processStartTime(pid) {
+  if (process.platform !== "linux") return void 0;
+  try {
+    const stat7 = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat7.slice(stat7.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return void 0;
+  }
 }
 function isAlive(pid) {
   try {
@@ -66417,15 +66439,14 @@ async function acquirePidFile(paths) {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open7(paths.pidFile, "wx", 384);
-      await fh.writeFile(`${process.pid}
-`);
+      await fh.writeFile(pidFileContent(process.pid));
       await fh.close();
       return;
     } catch (err) {
       if (err.code !== "EEXIST") throw err;
     }
-    const pid = Number.parseInt((await readFile10(paths.pidFile, "utf8").catch(() => "")).trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+    const pid = livePid(await readFile10(paths.pidFile, "utf8").catch(() => ""));
+    if (pid !== void 0 && pid !== process.pid) {
       throw new DaemonAlreadyRunningError(pid, paths.stateDir);
     }
     await unlink3(paths.pidFile).catch(() => {
@@ -66434,9 +66455,11 @@ async function acquirePidFile(paths) {
   throw new Error(`could not create ${paths.pidFile}`);
 }
 async function releasePidFile(paths) {
-  const pid = (await readFile10(paths.pidFile, "utf8").catch(() => "")).trim();
-  if (pid === String(process.pid)) await unlink3(paths.pidFile).catch(() => {
-  });
+  const content = await readFile10(paths.pidFile, "utf8").catch(() => "");
+  if (content.split("\n")[0]?.trim() === String(process.pid)) {
+    await unlink3(paths.pidFile).catch(() => {
+    });
+  }
 }
 var DEFAULT_TIMINGS, DaemonAlreadyRunningError, Daemon;
 var init_daemon = __esm({

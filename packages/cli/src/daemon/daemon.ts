@@ -24,7 +24,7 @@ import { Uploader } from '../tail/uploader.js'
 import { VERSION } from '../version.js'
 import { startControlServer, type ControlServer } from './control-server.js'
 import { sdkLogger, type Logger } from './log.js'
-import { daemonPaths, isAlive, type DaemonPaths } from './state-dir.js'
+import { daemonPaths, livePid, pidFileContent, type DaemonPaths } from './state-dir.js'
 import type { DaemonStatus } from './status.js'
 import { resolveWatchSources, type WatchPath } from './watch-sources.js'
 
@@ -660,14 +660,14 @@ async function acquirePidFile(paths: DaemonPaths): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(paths.pidFile, 'wx', 0o600)
-      await fh.writeFile(`${process.pid}\n`)
+      await fh.writeFile(pidFileContent(process.pid))
       await fh.close()
       return
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
-    const pid = Number.parseInt((await readFile(paths.pidFile, 'utf8').catch(() => '')).trim(), 10)
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+    const pid = livePid(await readFile(paths.pidFile, 'utf8').catch(() => ''))
+    if (pid !== undefined && pid !== process.pid) {
       throw new DaemonAlreadyRunningError(pid, paths.stateDir)
     }
     await unlink(paths.pidFile).catch(() => {})
@@ -676,6 +676,8 @@ async function acquirePidFile(paths: DaemonPaths): Promise<void> {
 }
 
 async function releasePidFile(paths: DaemonPaths): Promise<void> {
-  const pid = (await readFile(paths.pidFile, 'utf8').catch(() => '')).trim()
-  if (pid === String(process.pid)) await unlink(paths.pidFile).catch(() => {})
+  const content = await readFile(paths.pidFile, 'utf8').catch(() => '')
+  if (content.split('\n')[0]?.trim() === String(process.pid)) {
+    await unlink(paths.pidFile).catch(() => {})
+  }
 }

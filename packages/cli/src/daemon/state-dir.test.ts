@@ -10,6 +10,7 @@ import {
   DEFAULT_STATE_DIR_NAME,
   STATE_DIR_ENV,
   daemonPaths,
+  pidFileContent,
   resolveStateDir,
   runningPid,
 } from './state-dir.js'
@@ -45,6 +46,18 @@ describe('state dir', () => {
     expect(daemonPaths(`${deep}2`).socket).not.toBe(a)
     expect(daemonPaths(deep).socket).toBe(a)
   })
+
+  it.runIf(process.platform === 'linux')(
+    'does not take a reused pid (another start time) for the daemon',
+    async () => {
+      const dir = await temp()
+      const paths = daemonPaths(dir)
+      await writeFile(paths.pidFile, pidFileContent(process.pid))
+      expect(runningPid(paths)).toBe(process.pid)
+      await writeFile(paths.pidFile, `${process.pid}\n1\n`)
+      expect(runningPid(paths)).toBeUndefined()
+    },
+  )
 
   it('reports a pid only when that process is alive', async () => {
     const dir = await temp()

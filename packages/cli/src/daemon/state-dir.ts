@@ -56,15 +56,46 @@ function shortTmp(): string {
   return Buffer.byteLength(t) <= MAX_SOCKET_PATH - 40 ? t : '/tmp'
 }
 
+/**
+ * The pid file's content: the pid, and on Linux the process's start time (field 22 of
+ * /proc/<pid>/stat), so a pid reused by another process after the daemon died is not
+ * taken for the daemon (and sent `hivemind stop`'s SIGTERM).
+ */
+export function pidFileContent(pid: number): string {
+  return `${pid}\n${processStartTime(pid) ?? ''}\n`
+}
+
+/** The pid of a pid file whose process is still the one that wrote it. */
+export function livePid(content: string): number | undefined {
+  const [first, start] = content.split('\n')
+  const pid = Number.parseInt(first?.trim() ?? '', 10)
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined
+  const recorded = start?.trim()
+  if (recorded && processStartTime(pid) !== undefined && processStartTime(pid) !== recorded) {
+    return undefined
+  }
+  return pid
+}
+
 /** The pid in the pid file when that process is alive; `undefined` otherwise. */
 export function runningPid(paths: DaemonPaths): number | undefined {
-  let pid: number
   try {
-    pid = Number.parseInt(readFileSync(paths.pidFile, 'utf8').trim(), 10)
+    return livePid(readFileSync(paths.pidFile, 'utf8'))
   } catch {
     return undefined
   }
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); Linux only. */
+function processStartTime(pid: number): string | undefined {
+  if (process.platform !== 'linux') return undefined
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // `pid (comm) S ppid …`: comm may hold spaces, so count from after the last `)`.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
 }
 
 export function isAlive(pid: number): boolean {
