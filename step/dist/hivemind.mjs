@@ -49,11 +49,15 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 
 // ../cli/src/daemon/state-dir.ts
 import { readFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 function daemonPaths(stateDir) {
   const inDir = join(stateDir, "daemon.sock");
-  const short = process.platform === "win32" ? `\\\\.\\pipe\\hivemind-${hash(stateDir)}` : Buffer.byteLength(inDir) <= MAX_SOCKET_PATH ? inDir : join(shortTmp(), `hivemind-${hash(stateDir)}.sock`);
+  const short = process.platform === "win32" ? `\\\\.\\pipe\\hivemind-${hash(stateDir)}` : Buffer.byteLength(inDir) <= MAX_SOCKET_PATH ? inDir : (
+    // `/tmp` itself, not $TMPDIR: `hivemind flush` from a hook and the daemon it
+    // talks to may not share an environment, but they must derive the same path.
+    join("/tmp", `hivemind-${hash(stateDir)}.sock`)
+  );
   return {
     stateDir,
     pidFile: join(stateDir, "daemon.pid"),
@@ -66,10 +70,6 @@ function daemonPaths(stateDir) {
 function hash(s) {
   const { createHash: createHash6 } = process.getBuiltinModule("node:crypto");
   return createHash6("sha256").update(s).digest("hex").slice(0, 16);
-}
-function shortTmp() {
-  const t = tmpdir();
-  return Buffer.byteLength(t) <= MAX_SOCKET_PATH - 40 ? t : "/tmp";
 }
 function pidFileContent(pid) {
   return `${pid}

@@ -45,6 +45,15 @@ describe('state dir', () => {
     expect(a).toMatch(/hivemind-[0-9a-f]{16}\.sock$/)
     expect(daemonPaths(`${deep}2`).socket).not.toBe(a)
     expect(daemonPaths(deep).socket).toBe(a)
+    // The same for every environment: a hook's `hivemind flush` may see another TMPDIR.
+    const saved = process.env.TMPDIR
+    process.env.TMPDIR = '/var/tmp/elsewhere'
+    try {
+      expect(daemonPaths(deep).socket).toBe(a)
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = saved
+    }
   })
 
   it.runIf(process.platform === 'linux')(
@@ -141,9 +150,9 @@ describe('isAlive', () => {
     async () => {
       const { spawn } = await import('node:child_process')
       const { isAlive } = await import('./state-dir.js')
-      // `true` runs in the background and exits; its parent then execs `sleep`, which
-      // never reaps it: a zombie for as long as the sleep lasts.
-      const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], {
+      // A short sleep runs in the background and exits after its parent has exec'd the
+      // long `sleep`, which never reaps it: a zombie for as long as the long sleep lasts.
+      const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5'], {
         stdio: ['ignore', 'pipe', 'ignore'],
       })
       try {
@@ -153,7 +162,9 @@ describe('isAlive', () => {
           ),
         )
         await expect
-          .poll(() => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0])
+          .poll(() => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0], {
+            timeout: 5000,
+          })
           .toBe('Z')
         expect(isAlive(pid)).toBe(false)
         expect(isAlive(parent.pid!)).toBe(true)

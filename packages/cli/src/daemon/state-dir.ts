@@ -1,7 +1,7 @@
 // Files of a daemon in its state dir. Kept free of heavy imports: `hivemind health`
 // (a container healthcheck run every 10 s under a 3 s timeout) loads only this.
 import { readFileSync } from 'node:fs'
-import { homedir, tmpdir } from 'node:os'
+import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** Paths of one daemon's files. */
@@ -33,7 +33,9 @@ export function daemonPaths(stateDir: string): DaemonPaths {
       ? `\\\\.\\pipe\\hivemind-${hash(stateDir)}`
       : Buffer.byteLength(inDir) <= MAX_SOCKET_PATH
         ? inDir
-        : join(shortTmp(), `hivemind-${hash(stateDir)}.sock`)
+        : // `/tmp` itself, not $TMPDIR: `hivemind flush` from a hook and the daemon it
+          // talks to may not share an environment, but they must derive the same path.
+          join('/tmp', `hivemind-${hash(stateDir)}.sock`)
   return {
     stateDir,
     pidFile: join(stateDir, 'daemon.pid'),
@@ -48,12 +50,6 @@ function hash(s: string): string {
   // Loaded only when needed: the healthcheck's cold start should not pay for OpenSSL.
   const { createHash } = process.getBuiltinModule('node:crypto')
   return createHash('sha256').update(s).digest('hex').slice(0, 16)
-}
-
-/** `/tmp` unless TMPDIR is itself too deep for a socket name. */
-function shortTmp(): string {
-  const t = tmpdir()
-  return Buffer.byteLength(t) <= MAX_SOCKET_PATH - 40 ? t : '/tmp'
 }
 
 /**
