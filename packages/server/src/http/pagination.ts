@@ -24,6 +24,23 @@ export function decodeCursor<T>(cursor: string, schema: z.ZodType<T>): T {
   }
 }
 
+/**
+ * A page from a query that fetched `limit + 1` rows: the first `limit`, and the cursor of
+ * the last of them (`keyOf` gives its sort key) when the extra row says there is more.
+ */
+export function pageOf<Row>(
+  rows: Row[],
+  limit: number,
+  keyOf: (row: Row) => unknown,
+): { items: Row[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit)
+  const last = items.at(-1)
+  return {
+    items,
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null,
+  }
+}
+
 const CreationCursor = z.tuple([z.string(), z.string()])
 
 /**
@@ -53,11 +70,6 @@ export async function pageByCreation<Row extends { created_at: Date | string; id
       ORDER BY created_at, id LIMIT $${params.length}`,
     params,
   )
-  const items = rows.slice(0, page.limit)
-  const last = items.at(-1)
-  return {
-    rows: items,
-    nextCursor:
-      rows.length > page.limit && last ? encodeCursor([iso(last.created_at), last.id]) : null,
-  }
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => [iso(r.created_at), r.id])
+  return { rows: items, nextCursor }
 }

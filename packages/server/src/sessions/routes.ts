@@ -20,7 +20,7 @@ import { requireScope } from '../auth/require.js'
 import type { Db } from '../db/types.js'
 import type { AppDeps } from '../deps.js'
 import { ApiError } from '../errors.js'
-import { decodeCursor, encodeCursor } from '../http/pagination.js'
+import { decodeCursor, pageOf } from '../http/pagination.js'
 import { iso, isoOrNull } from '../http/time.js'
 import { parseInput } from '../http/validate.js'
 import { readJsonBody } from './body.js'
@@ -327,13 +327,8 @@ export function sessionRoutes(deps: AppDeps): Router {
         ORDER BY s.sort_at DESC, s.id DESC LIMIT ${w.param(limit + 1)}`,
       w.params,
     )
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
-    const body: SessionList = {
-      items: page.map(sessionWire),
-      next_cursor:
-        rows.length > limit && last ? encodeCursor([iso(last.sort_at), String(last.id)]) : null,
-    }
+    const page = pageOf(rows, limit, (r) => [iso(r.sort_at), String(r.id)])
+    const body: SessionList = { items: page.items.map(sessionWire), next_cursor: page.nextCursor }
     ctx.body = body
   })
 
@@ -368,15 +363,8 @@ export function sessionRoutes(deps: AppDeps): Router {
         ORDER BY e.seq, e.thread, e.id LIMIT ${w.param(limit + 1)}`,
       w.params,
     )
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
-    const body: EventList = {
-      items: page.map(eventWire),
-      next_cursor:
-        rows.length > limit && last
-          ? encodeCursor([Number(last.seq), last.thread, String(last.e_id)])
-          : null,
-    }
+    const page = pageOf(rows, limit, (r) => [Number(r.seq), r.thread, String(r.e_id)])
+    const body: EventList = { items: page.items.map(eventWire), next_cursor: page.nextCursor }
     ctx.body = body
   })
 
@@ -422,17 +410,15 @@ export function sessionRoutes(deps: AppDeps): Router {
         ORDER BY hits.rank DESC, hits.e_id`,
       w.params,
     )
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
+    const page = pageOf(rows, limit, (r) => [Number(r.rank), String(r.e_id)])
     const body: SearchResponse = {
-      items: page.map((r) => ({
+      items: page.items.map((r) => ({
         rank: Number(r.rank),
         snippet: markSnippet(r.snippet),
         session: sessionWire(r),
         event: eventWire(r),
       })),
-      next_cursor:
-        rows.length > limit && last ? encodeCursor([Number(last.rank), String(last.e_id)]) : null,
+      next_cursor: page.nextCursor,
     }
     ctx.body = body
   })
