@@ -17,7 +17,7 @@
 // Knobs: BENCH_CONCURRENCY (default 4), BENCH_COUNT (default 2000), BENCH_LOG_LEVEL
 // for the server (default `info`, to /dev/null, as a production server would log),
 // BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
-import { Agent, request } from 'node:http'
+import { keepAliveClient } from './lib/http-client.ts'
 import { percentile, runAsChild, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_EXCHANGE_BENCH_CHILD'
@@ -126,31 +126,10 @@ async function loadGenerator(): Promise<void> {
             HIVEMIND_RATE_LIMIT_EXCHANGE_PER_MIN: '0',
           },
         })
-        const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY })
-        const target = new URL(url)
+        const client = keepAliveClient(url, CONCURRENCY)
+        const { call } = client
         const post = (path: string, headers: Record<string, string>, body: string) =>
-          new Promise<{ status: number; body: string }>((resolve, reject) => {
-            const req = request(
-              {
-                agent,
-                host: target.hostname,
-                port: target.port,
-                method: 'POST',
-                path,
-                headers: { ...headers, 'content-length': Buffer.byteLength(body) },
-              },
-              (res) => {
-                const chunks: Buffer[] = []
-                res.on('data', (c: Buffer) => chunks.push(c))
-                res.on('end', () =>
-                  resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }),
-                )
-                res.on('error', reject)
-              },
-            )
-            req.on('error', reject)
-            req.end(body)
-          })
+          call('POST', path, headers, body)
         try {
           const admin = async (path: string, body: unknown) => {
             const res = await post(
@@ -208,7 +187,7 @@ async function loadGenerator(): Promise<void> {
               }`,
           )
         } finally {
-          agent.destroy()
+          client.close()
           await stopBenchServer(child)
           await local.close()
           if (!pgDb) await deps.db.close()

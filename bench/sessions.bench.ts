@@ -15,9 +15,9 @@
 // (keep the seeded database and print its URL, to EXPLAIN queries by hand).
 import { randomUUID } from 'node:crypto'
 import { chmod, rm, writeFile } from 'node:fs/promises'
-import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { keepAliveClient } from './lib/http-client.ts'
 import { percentile, runAsChild, startBenchServer, stopBenchServer } from './lib/server-process.ts'
 
 const CHILD_FLAG = 'HIVEMIND_SESSIONS_BENCH_CHILD'
@@ -96,34 +96,8 @@ async function loadGenerator(): Promise<void> {
     env: { ADMIN_API_KEY: ADMIN },
   })
   const sql = await openPostgres(db.url, { max: 2 })
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY })
-  const target = new URL(url)
-  const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          method,
-          path,
-          headers:
-            body === undefined
-              ? headers
-              : { ...headers, 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () =>
-            resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }),
-          )
-          res.on('error', reject)
-        },
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+  const client = keepAliveClient(url, CONCURRENCY)
+  const { call } = client
   const json = async (
     method: string,
     path: string,
@@ -408,7 +382,7 @@ async function loadGenerator(): Promise<void> {
         `  ratio ${(ratio * 100).toFixed(0)} % of COPY (goal ≥ 30 %) ${ratio >= 0.3 ? 'OK' : 'BELOW GOAL'}`,
     )
   } finally {
-    agent.destroy()
+    client.close()
     await sql.close()
     await stopBenchServer(child)
     if (process.env.BENCH_KEEP_DB === '1') console.log(`  kept the database: ${db.url}`)
