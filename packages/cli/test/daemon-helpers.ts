@@ -467,3 +467,16 @@ export async function startDelayProxy(target: string, delayMs = 0): Promise<Dela
   }
   return proxy
 }
+
+/**
+ * Short loop timings for daemons under test (`HIVEMIND_TEST_DAEMON_TIMINGS`, honoured only
+ * with NODE_ENV=test): a 100 ms batch window, a rescan every 0.5 s, and retries
+ * within seconds, so suites do not wait on the defaults.
+ */
+export const FAST_TIMINGS = JSON.stringify({
+  batchWindowMs: 100,
+  rescanMs: 500,
+  heartbeatMs: 250,
+  backoffMs: 200,
+  maxBackoffMs: 2000,
+})

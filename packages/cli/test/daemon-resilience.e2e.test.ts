@@ -24,6 +24,7 @@ import {
   waitFor,
   type DelayProxy,
   expectExit,
+  FAST_TIMINGS,
 } from './daemon-helpers.ts'
 import {
   createToken,
@@ -33,15 +34,6 @@ import {
   type ServerProcess,
   type TempHome,
 } from './processes.ts'
-
-/** Short backoff (honoured only with NODE_ENV=test): the daemon retries within seconds. */
-const TIMINGS = JSON.stringify({
-  batchWindowMs: 100,
-  rescanMs: 500,
-  heartbeatMs: 250,
-  backoffMs: 200,
-  maxBackoffMs: 2000,
-})
 
 /** What a test wrote: lines per source session id (each line is one event). */
 type Written = Map<string, number>
@@ -68,7 +60,7 @@ describe('hivemind daemon under failures (real server and daemon processes)', ()
     HIVEMIND_ENDPOINT: endpoint,
     HIVEMIND_TOKEN: writer.token,
     NODE_ENV: 'test',
-    HIVEMIND_TEST_DAEMON_TIMINGS: TIMINGS,
+    HIVEMIND_TEST_DAEMON_TIMINGS: FAST_TIMINGS,
   })
   /** The server holds exactly what was written: every line once, no session missing. */
   const expectAllThere = async (written: Written) => {

@@ -31,6 +31,7 @@ import {
   waitFor,
   writeNew,
   expectExit,
+  FAST_TIMINGS,
 } from './daemon-helpers.ts'
 import {
   createToken,
@@ -40,15 +41,6 @@ import {
   type ServerProcess,
   type TempHome,
 } from './processes.ts'
-
-/** Short loop timings (honoured only with NODE_ENV=test) so the suite does not wait on defaults. */
-const FAST = JSON.stringify({
-  batchWindowMs: 100,
-  rescanMs: 500,
-  heartbeatMs: 250,
-  backoffMs: 200,
-  maxBackoffMs: 2000,
-})
 
 describe('hivemind daemon (real server and daemon processes)', () => {
   let server: ServerProcess
@@ -72,7 +64,7 @@ describe('hivemind daemon (real server and daemon processes)', () => {
     ...extra,
   })
   const fastEnv = (h: TempHome, extra: Record<string, string> = {}) =>
-    envFor(h, { NODE_ENV: 'test', HIVEMIND_TEST_DAEMON_TIMINGS: FAST, ...extra })
+    envFor(h, { NODE_ENV: 'test', HIVEMIND_TEST_DAEMON_TIMINGS: FAST_TIMINGS, ...extra })
   const owner = () => writer.serviceAccountId
   const count = (sid: string) => eventCount(server.url, reader.token, owner(), sid)
   const texts = (sid: string) => eventTexts(server.url, reader.token, owner(), sid)

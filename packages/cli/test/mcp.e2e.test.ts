@@ -22,6 +22,7 @@ import {
   killDaemon,
   waitFor,
   expectExit,
+  FAST_TIMINGS,
 } from './daemon-helpers.ts'
 import {
   ROOT,
@@ -32,8 +33,6 @@ import {
   type ServerProcess,
   type TempHome,
 } from './processes.ts'
-
-const TIMINGS = JSON.stringify({ batchWindowMs: 100, rescanMs: 500, heartbeatMs: 250 })
 
 describe('hivemind mcp (MCP client ⇄ CLI over stdio, real server)', () => {
   let server: ServerProcess
@@ -51,7 +50,7 @@ describe('hivemind mcp (MCP client ⇄ CLI over stdio, real server)', () => {
     HIVEMIND_ENDPOINT: server.url,
     HIVEMIND_TOKEN: writer.token,
     NODE_ENV: 'test',
-    HIVEMIND_TEST_DAEMON_TIMINGS: TIMINGS,
+    HIVEMIND_TEST_DAEMON_TIMINGS: FAST_TIMINGS,
   })
   const count = (sid: string) => eventCount(server.url, reader.token, writer.serviceAccountId, sid)
 
