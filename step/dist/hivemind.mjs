@@ -96,8 +96,8 @@ function runningPid(paths) {
 function processStartTime(pid) {
   if (process.platform !== "linux") return void 0;
   try {
-    const stat7 = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat7.slice(stat7.lastIndexOf(")") + 2).split(" ")[19];
+    const stat6 = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat6.slice(stat6.lastIndexOf(")") + 2).split(" ")[19];
   } catch {
     return void 0;
   }
@@ -113,8 +113,8 @@ function isAlive(pid) {
 function isZombie(pid) {
   if (process.platform !== "linux") return false;
   try {
-    const stat7 = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat7.slice(stat7.lastIndexOf(")") + 2, stat7.lastIndexOf(")") + 3) === "Z";
+    const stat6 = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat6.slice(stat6.lastIndexOf(")") + 2, stat6.lastIndexOf(")") + 3) === "Z";
   } catch {
     return false;
   }
@@ -33386,13 +33386,13 @@ function fromTokenFile(init = {}) {
 async function readRegularFile(path) {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const stat7 = await handle.stat();
-    if (stat7.isDirectory())
+    const stat6 = await handle.stat();
+    if (stat6.isDirectory())
       throw Object.assign(new Error(`${path} is a directory`), { code: "EISDIR" });
-    if (!stat7.isFile()) {
+    if (!stat6.isFile()) {
       throw Object.assign(new Error(`${path} is not a regular file`), { code: "ENOTREG" });
     }
-    if (stat7.size > MAX_BYTES)
+    if (stat6.size > MAX_BYTES)
       throw Object.assign(new Error(`${path} is too large`), { code: "EFBIG" });
     return await handle.readFile("utf8");
   } finally {
@@ -59974,7 +59974,7 @@ function createUploadClient(init) {
     async verify() {
       const token = await tokenManager.getToken();
       const me = await client.me();
-      return { me, secrets: [idToken, token.token].filter((s) => !!s) };
+      return { me, token, secrets: [idToken, token.token].filter((s) => !!s) };
     }
   };
 }
@@ -60415,7 +60415,6 @@ var init_sniff = __esm({
 
 // ../cli/src/tail/discovery.ts
 import { statSync } from "node:fs";
-import { stat as stat4 } from "node:fs/promises";
 import { basename as basename7 } from "node:path";
 async function discoverSessionFiles(sources) {
   const claimed = /* @__PURE__ */ new Map();
@@ -60435,17 +60434,13 @@ async function discoverSessionFiles(sources) {
   }
   return [...claimed.values()];
 }
-async function statCandidate(file2) {
-  return toCandidate(file2, await stat4(file2.path, { bigint: true }).catch(() => void 0));
-}
-function statCandidateSync(file2) {
+function statCandidate(file2) {
+  let s;
   try {
-    return toCandidate(file2, statSync(file2.path, { bigint: true, throwIfNoEntry: false }));
+    s = statSync(file2.path, { bigint: true, throwIfNoEntry: false });
   } catch {
     return void 0;
   }
-}
-function toCandidate(file2, s) {
   if (!s?.isFile()) return void 0;
   return {
     file: file2,
@@ -60795,7 +60790,7 @@ var init_uploader = __esm({
 });
 
 // ../cli/src/commands/import.ts
-import { stat as stat5 } from "node:fs/promises";
+import { stat as stat4 } from "node:fs/promises";
 import { resolve as resolve3 } from "node:path";
 function registerImport(cli, io) {
   cli.command("import", "Upload existing agent sessions (idempotent; for CI and first runs)").option("--all", "All known agent dirs (default: sessions whose cwd is in this git repo)").option("--since <when>", "Only files modified since: 2h, 1d, 1w or 2026-01-15").option(
@@ -60840,7 +60835,7 @@ function resolveImportOptions(flags, io) {
 }
 async function runImport(opts, io) {
   for (const p of opts.paths) {
-    const s = await stat5(p).catch(() => void 0);
+    const s = await stat4(p).catch(() => void 0);
     if (!s?.isDirectory()) throw new UsageError(`--path ${p} is not a directory`);
   }
   const repoRoot = opts.all ? void 0 : await gitRepoRoot(io.cwd);
@@ -60869,7 +60864,7 @@ async function runImport(opts, io) {
   const files = await discoverSessionFiles([...roots].map(([agent2, r]) => ({ agent: agent2, roots: r })));
   const candidates = [];
   for (const file2 of files) {
-    const c = await statCandidate(file2);
+    const c = statCandidate(file2);
     if (!c) continue;
     if (opts.sinceMs !== void 0 && c.mtimeMs < opts.sinceMs) {
       summary.skipped.olderThanSince++;
@@ -65703,7 +65698,7 @@ import { exec } from "child_process";
 import { createGzip } from "zlib";
 import { Writable } from "stream";
 import { access, constants as constants2, createReadStream, createWriteStream } from "fs";
-import { mkdir, open as open6, readFile as readFile9, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
+import { mkdir, open as open6, readFile as readFile9, rename, stat as stat5, unlink as unlink2, writeFile } from "fs/promises";
 import { sep as sep2 } from "path";
 import { TextDecoder as TextDecoder2 } from "util";
 import { setTimeout as setTimeout2 } from "timers";
@@ -65875,7 +65870,7 @@ var init_esm = __esm({
         this.fsCreateWriteStream = createWriteStream;
         this.fsOpen = open6;
         this.fsReadFile = readFile9;
-        this.fsStat = stat6;
+        this.fsStat = stat5;
         this.fsUnlink = unlink2;
         this.generator = generator;
         this.maxTimeout = 2147483640;
@@ -65947,7 +65942,7 @@ var init_esm = __esm({
           return new Promise((resolve5, reject) => process.nextTick(() => this.immutate(true).then(resolve5).catch(reject)));
         let stats;
         try {
-          stats = await stat6(this.filename);
+          stats = await stat5(this.filename);
         } catch (e) {
           if (e.code !== "ENOENT")
             throw e;
@@ -66603,7 +66598,7 @@ var init_daemon = __esm({
        */
       async verifyCredential() {
         const verified = await this.#upload.verify();
-        this.#token = await this.#upload.tokenManager.getToken();
+        this.#token = verified.token;
         return verified;
       }
       /** A snapshot of what the daemon is doing. */
@@ -66787,7 +66782,7 @@ var init_daemon = __esm({
         const changed = [];
         const present = /* @__PURE__ */ new Set();
         for (const f of files) {
-          const c = statCandidateSync(f);
+          const c = statCandidate(f);
           if (!c) continue;
           present.add(c.file.path);
           const k = this.#known.get(c.file.path);
@@ -85081,10 +85076,7 @@ async function main(argv, io) {
   registerStart(cli, io);
   registerControl(cli, io);
   registerMcp(cli, io);
-  cli.command("health", "Container healthcheck: exit 0 when the daemon is alive and not stuck").option("-q, --quiet", "Print nothing").option("--state-dir <dir>", "State dir of the daemon").option("--stale-after <seconds>", "Heartbeat older than this is stuck (default 30)").option(
-    "--failing-after <seconds>",
-    "Uploads failing longer than this is unhealthy (default 300)"
-  ).action(() => {
+  cli.command("health", "Container healthcheck: exit 0 when the daemon is alive and not stuck").allowUnknownOptions().action(() => {
     io.exitCode = runHealth(argv.slice(3), { ...io, now: io.now() });
   });
   cli.help();

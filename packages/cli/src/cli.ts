@@ -23,16 +23,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   registerStart(cli, io)
   registerControl(cli, io)
   registerMcp(cli, io)
-  // Listed for --help; the bin runs it on a lighter path (see index.ts).
+  // Listed for --help only: the bin runs `health` on a lighter path (index.ts), where
+  // runHealth parses its own flags and answers `hivemind health --help`.
   cli
     .command('health', 'Container healthcheck: exit 0 when the daemon is alive and not stuck')
-    .option('-q, --quiet', 'Print nothing')
-    .option('--state-dir <dir>', 'State dir of the daemon')
-    .option('--stale-after <seconds>', 'Heartbeat older than this is stuck (default 30)')
-    .option(
-      '--failing-after <seconds>',
-      'Uploads failing longer than this is unhealthy (default 300)',
-    )
+    .allowUnknownOptions()
     .action(() => {
       io.exitCode = runHealth(argv.slice(3), { ...io, now: io.now() })
     })

@@ -1,4 +1,5 @@
 import {
+  type AccessToken,
   type Clock,
   type CredentialProvider,
   type Logger,
@@ -26,6 +27,8 @@ export interface Verified {
   me: MeResponse
   /** The ID token exchanged (when there was one) and the credential sent: never log these. */
   secrets: string[]
+  /** The credential the server accepted. */
+  token: AccessToken
 }
 
 /** A client whose credential comes from a {@link TokenManager} the caller can watch. */
@@ -81,7 +84,7 @@ export function createUploadClient(init: {
     async verify() {
       const token = await tokenManager.getToken()
       const me = await client.me()
-      return { me, secrets: [idToken, token.token].filter((s): s is string => !!s) }
+      return { me, token, secrets: [idToken, token.token].filter((s): s is string => !!s) }
     },
   }
 }

@@ -172,7 +172,7 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
   const files = await discoverSessionFiles([...roots].map(([agent, r]) => ({ agent, roots: r })))
   const candidates: Candidate[] = []
   for (const file of files) {
-    const c = await statCandidate(file)
+    const c = statCandidate(file)
     if (!c) continue
     if (opts.sinceMs !== undefined && c.mtimeMs < opts.sinceMs) {
       summary.skipped.olderThanSince++

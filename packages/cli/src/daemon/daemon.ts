@@ -15,7 +15,7 @@ import { CheckpointStore } from '../tail/checkpoint-store.js'
 import type { SessionFile } from '../adapters/types.js'
 import {
   discoverSessionFiles,
-  statCandidateSync,
+  statCandidate,
   type AgentSource,
   type Candidate,
 } from '../tail/discovery.js'
@@ -235,7 +235,7 @@ export class Daemon {
    */
   async verifyCredential(): Promise<Verified> {
     const verified = await this.#upload.verify()
-    this.#token = await this.#upload.tokenManager.getToken()
+    this.#token = verified.token
     return verified
   }
 
@@ -442,7 +442,7 @@ export class Daemon {
     const changed: Candidate[] = []
     const present = new Set<string>()
     for (const f of files) {
-      const c = statCandidateSync(f)
+      const c = statCandidate(f)
       if (!c) continue
       present.add(c.file.path)
       const k = this.#known.get(c.file.path)
