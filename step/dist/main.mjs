@@ -19677,9 +19677,13 @@ function saveState(name, value) {
 }
 
 // src/env.ts
-function cliEnv(inputs, stateDir, base = process.env) {
+function withoutInputs(base = process.env) {
   const env = {};
   for (const [k, v] of Object.entries(base)) if (!k.startsWith("INPUT_")) env[k] = v;
+  return env;
+}
+function cliEnv(inputs, stateDir, base = process.env) {
+  const env = withoutInputs(base);
   env.HIVEMIND_ENDPOINT = inputs.endpoint;
   env.HIVEMIND_STATE_DIR = stateDir;
   if (inputs.audience) env.HIVEMIND_AUDIENCE = inputs.audience;

@@ -19607,6 +19607,13 @@ function getState(name) {
   return process.env[`STATE_${name}`] || "";
 }
 
+// src/env.ts
+function withoutInputs(base = process.env) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (!k.startsWith("INPUT_")) env[k] = v;
+  return env;
+}
+
 // src/messages.ts
 var STATE = { stateDir: "hivemind-state-dir", mode: "hivemind-mode" };
 
@@ -19657,9 +19664,7 @@ function count(n, word) {
 async function run() {
   const stateDir = getState(STATE.stateDir);
   if (!stateDir || getState(STATE.mode) !== "stream") return;
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("INPUT_")) env[k] = v;
-  const r = await runCli(["stop", "--json", "--state-dir", stateDir], env);
+  const r = await runCli(["stop", "--json", "--state-dir", stateDir], withoutInputs());
   const result = r.json;
   const up = result?.uploaded;
   if (up) {

@@ -2,6 +2,7 @@
 // the action, whose final catch-up uploads what the job's steps wrote, with the JWT it
 // already holds (GitHub issues no new ID tokens once the job is completing).
 import * as core from '@actions/core'
+import { withoutInputs } from './env.js'
 import { STATE } from './messages.js'
 import { runCli } from './run-cli.js'
 
@@ -20,9 +21,7 @@ function count(n: number, word: string): string {
 async function run(): Promise<void> {
   const stateDir = core.getState(STATE.stateDir)
   if (!stateDir || core.getState(STATE.mode) !== 'stream') return
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('INPUT_')) env[k] = v
-  const r = await runCli(['stop', '--json', '--state-dir', stateDir], env)
+  const r = await runCli(['stop', '--json', '--state-dir', stateDir], withoutInputs())
   const result = r.json as StopJson | undefined
   const up = result?.uploaded
   if (up) {
