@@ -55910,6 +55910,95 @@ var init_api2 = __esm({
   }
 });
 
+// ../sdk/src/schemas/admin.ts
+function pageOf(item) {
+  return external_exports.object({ items: external_exports.array(item), next_cursor: external_exports.string().nullable() });
+}
+var ServiceAccountName, Scopes, MaxTtlSeconds, ServiceAccountCreateRequest, ServiceAccountPatchRequest, ServiceAccount, ServiceAccountList, ServiceAccountTokenCreateRequest, ServiceAccountToken, ServiceAccountTokenCreated, ServiceAccountTokenList, AuditRecord, AuditList, OpenIdConfiguration;
+var init_admin = __esm({
+  "../sdk/src/schemas/admin.ts"() {
+    "use strict";
+    init_zod();
+    init_env();
+    init_names();
+    ServiceAccountName = external_exports.string().regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+      "must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+    );
+    Scopes = external_exports.array(Scope).min(1, "must name at least one scope").refine((s) => new Set(s).size === s.length, "must not repeat a scope");
+    MaxTtlSeconds = external_exports.number().int().min(
+      TOKEN_TTL_BOUNDS.minServiceAccountMaxSeconds,
+      `must be at least ${TOKEN_TTL_BOUNDS.minServiceAccountMaxSeconds} seconds`
+    ).max(TOKEN_TTL_BOUNDS.maxSeconds, `must be at most ${TOKEN_TTL_BOUNDS.maxSeconds} seconds`);
+    ServiceAccountCreateRequest = external_exports.strictObject({
+      name: ServiceAccountName,
+      /** @default ["write"] */
+      scopes: Scopes.default(["write"]),
+      /** Upper bound for JWTs minted for this account (≥ 600 s); null = the 24 h server cap. */
+      max_ttl_seconds: MaxTtlSeconds.nullable().optional(),
+      /** @default false */
+      disabled: external_exports.boolean().optional()
+    });
+    ServiceAccountPatchRequest = external_exports.strictObject({
+      name: ServiceAccountName.optional(),
+      scopes: Scopes.optional(),
+      max_ttl_seconds: MaxTtlSeconds.nullable().optional(),
+      /** Disabling invalidates its static tokens and already-minted JWTs at once. */
+      disabled: external_exports.boolean().optional()
+    });
+    ServiceAccount = external_exports.object({
+      id: external_exports.string().startsWith("sa_"),
+      name: external_exports.string(),
+      scopes: external_exports.array(Scope),
+      max_ttl_seconds: external_exports.number().int().nullable(),
+      disabled: external_exports.boolean(),
+      disabled_at: external_exports.iso.datetime().nullable(),
+      created_at: external_exports.iso.datetime(),
+      updated_at: external_exports.iso.datetime()
+    });
+    ServiceAccountList = pageOf(ServiceAccount);
+    ServiceAccountTokenCreateRequest = external_exports.strictObject({
+      /** @default "90d" */
+      expires_in: TokenExpiry.default("90d"),
+      /** Must be a subset of the account's scopes. @default the account's scopes */
+      scopes: Scopes.optional()
+    });
+    ServiceAccountToken = external_exports.object({
+      id: external_exports.string().startsWith("sat_"),
+      service_account_id: external_exports.string(),
+      scopes: external_exports.array(Scope),
+      expires_at: external_exports.iso.datetime().nullable(),
+      created_at: external_exports.iso.datetime(),
+      last_used_at: external_exports.iso.datetime().nullable(),
+      revoked_at: external_exports.iso.datetime().nullable()
+    });
+    ServiceAccountTokenCreated = ServiceAccountToken.extend({
+      token: external_exports.string().regex(/^hmsa_[A-Za-z0-9_-]{43,}$/)
+    });
+    ServiceAccountTokenList = pageOf(ServiceAccountToken);
+    AuditRecord = external_exports.object({
+      id: external_exports.string(),
+      at: external_exports.iso.datetime(),
+      action: external_exports.string(),
+      result: external_exports.enum(["success", "failure"]),
+      actor_kind: external_exports.string().nullable(),
+      actor_id: external_exports.string().nullable(),
+      target: external_exports.string().nullable(),
+      address: external_exports.string().nullable(),
+      details: external_exports.record(external_exports.string(), external_exports.unknown())
+    });
+    AuditList = pageOf(AuditRecord);
+    OpenIdConfiguration = external_exports.object({
+      issuer: external_exports.string(),
+      jwks_uri: external_exports.string(),
+      token_endpoint: external_exports.string(),
+      grant_types_supported: external_exports.array(external_exports.string()),
+      /** The audience ID tokens must carry (the normalised public URL). */
+      hivemind_audience: external_exports.string()
+    });
+  }
+});
+
 // ../sdk/src/schemas/sessions.ts
 import { createHash as createHash2 } from "node:crypto";
 function sessionKey(agent2, sourceSessionId) {
@@ -56007,6 +56096,7 @@ var init_sessions_api = __esm({
   "../sdk/src/schemas/sessions-api.ts"() {
     "use strict";
     init_zod();
+    init_admin();
     init_names();
     init_sessions();
     TimeBound = external_exports.union([external_exports.iso.datetime({ offset: true }), external_exports.iso.date()]);
@@ -56066,10 +56156,7 @@ var init_sessions_api = __esm({
       created_at: external_exports.string(),
       updated_at: external_exports.string()
     });
-    SessionList = external_exports.object({
-      items: external_exports.array(SessionRecord),
-      next_cursor: external_exports.string().nullable()
-    });
+    SessionList = pageOf(SessionRecord);
     EventRecord = external_exports.object({
       event_key: external_exports.string(),
       session_key: external_exports.string(),
@@ -56089,10 +56176,7 @@ var init_sessions_api = __esm({
       /** Present with `include_raw=true`. */
       raw: external_exports.string().nullable().optional()
     });
-    EventList = external_exports.object({
-      items: external_exports.array(EventRecord),
-      next_cursor: external_exports.string().nullable()
-    });
+    EventList = pageOf(EventRecord);
     SessionFilters = external_exports.object({
       agent: AgentId.optional(),
       /** Owner id (`sa_…`, `usr_…`, `admin`): a filter, not a wall. */
@@ -56133,10 +56217,7 @@ var init_sessions_api = __esm({
       session: SessionRecord,
       event: EventRecord
     });
-    SearchResponse = external_exports.object({
-      items: external_exports.array(SearchHit),
-      next_cursor: external_exports.string().nullable()
-    });
+    SearchResponse = pageOf(SearchHit);
     StatsBucket = external_exports.object({
       sessions: external_exports.number().int(),
       events: external_exports.number().int(),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { pageOf } from './admin.js'
 import { AgentId, EventKind } from './names.js'
 import { NormalizedEvent, NormalizedSession, SessionRelation, ToolInfo } from './sessions.js'
 
@@ -110,10 +111,7 @@ export const SessionRecord = z.object({
 export type SessionRecord = z.infer<typeof SessionRecord>
 
 /** A page of sessions, newest first. */
-export const SessionList = z.object({
-  items: z.array(SessionRecord),
-  next_cursor: z.string().nullable(),
-})
+export const SessionList = pageOf(SessionRecord)
 export type SessionList = z.infer<typeof SessionList>
 
 /** A stored event (`GET /api/v1/sessions/{id}/events`). */
@@ -139,10 +137,7 @@ export const EventRecord = z.object({
 export type EventRecord = z.infer<typeof EventRecord>
 
 /** A page of one session's events, in source order (`seq`, then `thread`). */
-export const EventList = z.object({
-  items: z.array(EventRecord),
-  next_cursor: z.string().nullable(),
-})
+export const EventList = pageOf(EventRecord)
 export type EventList = z.infer<typeof EventList>
 
 /** Filters shared by the session list, search and stats. */
@@ -201,10 +196,7 @@ export const SearchHit = z.object({
 export type SearchHit = z.infer<typeof SearchHit>
 
 /** `GET /api/v1/search` answer, best first. */
-export const SearchResponse = z.object({
-  items: z.array(SearchHit),
-  next_cursor: z.string().nullable(),
-})
+export const SearchResponse = pageOf(SearchHit)
 export type SearchResponse = z.infer<typeof SearchResponse>
 
 /** Counts of one bucket of the stats. */
