@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   eventKey,
@@ -81,10 +82,12 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
     let otherWrite: string
     let otherId: string
     let ownerId: string
+    let databaseUrl: string | undefined
 
     beforeAll(async () => {
       const b = await backendEnv(backend)
       cleanup = () => b.cleanup()
+      databaseUrl = b.env.DATABASE_URL
       t = await startTestServer({ env: b.env })
       const sa = async (name: string) => {
         const r = await t.call('POST', '/api/v1/service-accounts', {
@@ -211,6 +214,64 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         const s = await get(`/api/v1/sessions/${session.session_key}`)
         expect(s.body).toMatchObject({ event_count: 1, agent: 'codex', owner: { id: ownerId } })
       })
+
+      // New events go in by binary COPY, which cannot skip a conflicting row: when the same
+      // event key reaches two sessions at once (only a buggy or hostile client sends that),
+      // the second batch must still store its other events and count that one a duplicate.
+      it.skipIf(backend !== 'postgres')(
+        'stores a racing batch whose event key another session stored meanwhile',
+        async () => {
+          const a = fixtureSession()
+          const b = fixtureSession()
+          expect((await upload({ sessions: [a.session, b.session], events: [] })).status).toBe(200)
+          const contested = a.event({ native_key: 'contested', text: 'first' })
+          const other = b.event({ native_key: 'other', text: 'second' })
+          const db = new pg.Client({ connectionString: databaseUrl })
+          await db.connect()
+          const waiting = async (n: number) => {
+            for (let i = 0; i < 200; i++) {
+              const { rows } = await db.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+              )
+              if (rows[0].n >= n) return
+              await new Promise((r) => setTimeout(r, 25))
+            }
+            throw new Error(`never saw ${n} uploads waiting on a lock`)
+          }
+          try {
+            // Hold session A's row: batch A copies its event, then waits to move A's counters.
+            const holder = new pg.Client({ connectionString: databaseUrl })
+            await holder.connect()
+            await holder.query('BEGIN')
+            await holder.query('SELECT 1 FROM sessions WHERE session_key = $1 FOR UPDATE', [
+              a.session.session_key,
+            ])
+            const first = upload({ sessions: [], events: [contested] })
+            await waiting(1)
+            // Batch B sends the same key under session B: its COPY waits on A's transaction.
+            const second = upload({
+              sessions: [],
+              events: [{ ...contested, session_key: b.session.session_key }, other],
+            })
+            await waiting(2)
+            await holder.query('COMMIT')
+            await holder.end()
+            const [r1, r2] = await Promise.all([first, second])
+            expect(r1).toMatchObject({ status: 200, body: { accepted: 1, duplicates: 0 } })
+            expect(r2).toMatchObject({
+              status: 200,
+              body: { accepted: 1, duplicates: 1, rejected: [] },
+            })
+          } finally {
+            await db.end()
+          }
+          const sb = await get(`/api/v1/sessions/${b.session.session_key}`)
+          expect(sb.body).toMatchObject({ event_count: 1 })
+          const events = await get(`/api/v1/sessions/${b.session.session_key}/events`)
+          expect(items<{ text: string }>(events).map((e) => e.text)).toEqual(['second'])
+        },
+      )
 
       it('reports a repeated batch as duplicates and changes nothing', async () => {
         const { session, event } = fixtureSession()

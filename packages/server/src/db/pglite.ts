@@ -21,6 +21,13 @@ function wrap(root: PGlite, q: Queryable): Db {
     async exec(sql: string) {
       await q.exec(sql)
     },
+    // PGlite reads COPY data from a Blob presented as the file /dev/blob.
+    async copyIn(target: string, data: readonly Uint8Array[]) {
+      const r = await q.query(`COPY ${target} FROM '/dev/blob' (FORMAT binary)`, [], {
+        blob: new Blob(data as Uint8Array<ArrayBuffer>[]),
+      })
+      return r.affectedRows ?? 0
+    },
     async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
       // PGlite serialises transactions itself; nested calls reuse the outer one.
       if (q !== root) return fn(db)

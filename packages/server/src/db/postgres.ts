@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
 import type { Db, QueryResult } from './types.js'
 
 // BIGINT comes back as a string by default; our counters and epoch seconds fit in a double.
@@ -21,6 +24,14 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
     // Without parameters node-postgres uses the simple protocol, which takes several statements.
     async exec(sql) {
       await pool.query(sql)
+    },
+    async copyIn(target, data) {
+      const client = await pool.connect()
+      try {
+        return await copyInto(client, target, data)
+      } finally {
+        client.release()
+      }
     },
     async transaction(fn) {
       const client = await pool.connect()
@@ -52,6 +63,7 @@ function clientDb(client: pg.PoolClient): Db {
     async exec(sql) {
       await client.query(sql)
     },
+    copyIn: (target, data) => copyInto(client, target, data),
     transaction: (fn) => fn(db),
     async ping() {
       await client.query('select 1')
@@ -68,4 +80,14 @@ async function run<T>(
 ): Promise<QueryResult<T>> {
   const r = await q.query(sql, params as unknown[])
   return { rows: r.rows as T[], affectedRows: r.rowCount ?? 0 }
+}
+
+async function copyInto(
+  client: pg.PoolClient,
+  target: string,
+  data: readonly Uint8Array[],
+): Promise<number> {
+  const stream = client.query(copyFrom(`COPY ${target} FROM STDIN (FORMAT binary)`))
+  await pipeline(Readable.from(data), stream)
+  return stream.rowCount ?? 0
 }

@@ -20,6 +20,12 @@ export interface Db {
    * dollar-quoted blocks; the database, not a regex, splits it.
    */
   exec(sql: string): Promise<void>
+  /**
+   * Bulk-loads rows in PostgreSQL's binary COPY format (see `BinaryCopyWriter`) into
+   * `target`, a table with an optional column list (`events (a, b)`); returns the rows
+   * stored. One statement: a constraint violation stores none of them.
+   */
+  copyIn(target: string, data: readonly Uint8Array[]): Promise<number>
   /** Runs `fn` in one transaction; commits on success, rolls back on throw. */
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>
   /** Cheap liveness check for readiness probes. */

@@ -5,6 +5,7 @@ import {
   type BatchUploadResponse,
 } from '@hivemind/sdk/schemas'
 import type { z } from 'zod'
+import { BinaryCopyWriter } from '../db/copy-binary.js'
 import type { Db } from '../db/types.js'
 
 /** Who a batch is stored under (`ownerOf(principal)`). */
@@ -345,15 +346,7 @@ async function upsertEvents(
 
   let changed = replaces.length + marks.length
   if (inserts.length) {
-    const { rows } = await tx.query<{ event_key: string }>(
-      `INSERT INTO events (session_id, owner_kind, owner_id, ${EVENT_COLUMNS.join(', ')})
-       SELECT u.session_id, $1, $2, ${EVENT_COLUMNS.map((c) => `u.${c}`).join(', ')}
-         FROM ${eventRecordset(3)}
-       ON CONFLICT (owner_kind, owner_id, event_key) DO NOTHING
-       RETURNING event_key`,
-      [owner.kind, owner.id, eventRecords(inserts, sessionIds)],
-    )
-    const inserted = new Set(rows.map((r) => r.event_key))
+    const inserted = await insertEvents(tx, owner, inserts, sessionIds)
     changed += inserted.size
     for (const e of inserts) {
       if (inserted.has(e.event_key) && !e.tombstone)
@@ -396,6 +389,47 @@ async function upsertEvents(
   return changed
 }
 
+/**
+ * Stores events whose keys were not found; returns the keys stored.
+ *
+ * They go in with one binary COPY: nothing is escaped, parsed as JSON or checked for a
+ * conflict row by row, which makes it several times cheaper than an INSERT for the
+ * megabytes of agent output a batch carries. The keys were read under the batch's
+ * session locks, so a conflict means the same event key arrived meanwhile under another
+ * session (a client bug, or two owners' clients racing): the COPY then stores nothing and
+ * the events go through INSERT … ON CONFLICT DO NOTHING instead, which skips that key.
+ */
+async function insertEvents(
+  tx: Db,
+  owner: Owner,
+  list: Event[],
+  sessionIds: Map<string, string>,
+): Promise<Set<string>> {
+  await tx.query('SAVEPOINT copy_events')
+  try {
+    await tx.copyIn(
+      `events (session_id, owner_kind, owner_id, ${EVENT_COLUMNS.join(', ')})`,
+      eventCopyData(list, owner, sessionIds),
+    )
+    await tx.query('RELEASE SAVEPOINT copy_events')
+    return new Set(list.map((e) => e.event_key))
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err
+    await tx.query('ROLLBACK TO SAVEPOINT copy_events')
+  }
+  const { rows } = await tx.query<{ event_key: string }>(
+    `INSERT INTO events (session_id, owner_kind, owner_id, ${EVENT_COLUMNS.join(', ')})
+     SELECT u.session_id, $1, $2, ${EVENT_COLUMNS.map((c) => `u.${c}`).join(', ')}
+       FROM ${eventRecordset(3)}
+     ON CONFLICT (owner_kind, owner_id, event_key) DO NOTHING
+     RETURNING event_key`,
+    [owner.kind, owner.id, eventRecords(list, sessionIds)],
+  )
+  return new Set(rows.map((r) => r.event_key))
+}
+
+const UNIQUE_VIOLATION = '23505'
+
 /** Event columns written from the wire, in unnest order after `session_id`. */
 const EVENT_COLUMNS = [
   'event_key',
@@ -422,7 +456,7 @@ const EVENT_COLUMNS = [
 type EventColumn = (typeof EVENT_COLUMNS)[number]
 
 /** SQL types of the event columns in the JSON recordset the batch travels as. */
-const RECORD_TYPES: Record<EventColumn, string> = {
+const RECORD_TYPES: Record<EventColumn, 'text' | 'jsonb' | 'bigint' | 'boolean' | 'timestamptz'> = {
   event_key: 'text',
   thread: 'text',
   seq: 'bigint',
@@ -461,10 +495,12 @@ function eventRecordset(param: number): string {
   return `json_to_recordset($${param}::json) AS u(session_id bigint, ${columns})`
 }
 
-function eventRecords(list: Event[], sessionIds: Map<string, string>): string {
-  // Absent keys are SQL NULL (a JSON null in a jsonb column would be a jsonb null).
-  const records = list.map((e) => ({
-    session_id: sessionIds.get(e.session_key)!,
+type EventRecord = { session_id: string } & Partial<Record<EventColumn, unknown>>
+
+/** One event as stored, column by column; absent values are `undefined` (SQL NULL). */
+function eventRecord(e: Event, sessionId: string): EventRecord {
+  return {
+    session_id: sessionId,
     event_key: e.event_key,
     thread: e.thread ?? undefined,
     seq: e.seq,
@@ -489,10 +525,55 @@ function eventRecords(list: Event[], sessionIds: Map<string, string>): string {
     raw: e.raw ?? undefined,
     raw_oversize: e.raw_oversize ?? undefined,
     src: e.src ?? undefined,
-  }))
+  }
+}
+
+function eventRecords(list: Event[], sessionIds: Map<string, string>): string {
+  // Absent keys are SQL NULL (a JSON null in a jsonb column would be a jsonb null).
+  const records = list.map((e) => eventRecord(e, sessionIds.get(e.session_key)!))
   const text = JSON.stringify(records)
   // PostgreSQL text and jsonb hold no NUL: only then pay for a replacer over every value.
   return text.includes('\\u0000')
     ? JSON.stringify(records, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x))
     : text
+}
+
+/** JSON text for a jsonb value, NUL-free like `json()` but with no replacer unless needed. */
+function jsonText(v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  const text = JSON.stringify(v)
+  return text.includes('\\u0000') ? json(v)! : text
+}
+
+/** The events as binary COPY rows of (session_id, owner_kind, owner_id, EVENT_COLUMNS). */
+function eventCopyData(list: Event[], owner: Owner, sessionIds: Map<string, string>): Buffer[] {
+  const w = new BinaryCopyWriter()
+  for (const e of list) {
+    const r = eventRecord(e, sessionIds.get(e.session_key)!)
+    w.row(3 + EVENT_COLUMNS.length)
+      .int8(r.session_id)
+      .text(owner.kind)
+      .text(owner.id)
+    for (const c of EVENT_COLUMNS) {
+      const v = r[c]
+      switch (RECORD_TYPES[c]) {
+        case 'text':
+          w.text(clean(v as string | undefined))
+          break
+        case 'jsonb':
+          w.jsonb(jsonText(v))
+          break
+        case 'bigint':
+          w.int8(v as number | undefined)
+          break
+        case 'boolean':
+          w.bool(v as boolean | undefined)
+          break
+        case 'timestamptz':
+          w.timestamptz(v as string | undefined)
+          break
+      }
+    }
+  }
+  return w.finish()
 }
