@@ -25,11 +25,11 @@ import { iso, isoOrNull } from '../http/time.js'
 import { parseInput } from '../http/validate.js'
 import { readJsonBody } from './body.js'
 import { ingestBatch } from './ingest.js'
+import { newestMatches } from './search-candidates.js'
+import { Where } from './where.js'
 
 /** Default page size of every list here (DESIGN.md "Query"). */
 const DEFAULT_LIMIT = 50
-/** Matches ranked per search: the newest ones when a query matches more. */
-export const SEARCH_CANDIDATES = 1000
 
 // Sentinels around matches in ts_headline output: the text is HTML-escaped afterwards and
 // they become <mark>, so agent output containing markup can never inject any.
@@ -186,30 +186,6 @@ function eventWire(r: EventRow): EventRecord {
     rev: r.rev == null ? null : Number(r.rev),
     tombstone: r.tombstone,
     ...(r.raw === undefined ? {} : { raw: r.raw }),
-  }
-}
-
-/** Collects `WHERE` clauses with numbered parameters. */
-class Where {
-  readonly params: unknown[] = []
-  readonly clauses: string[] = []
-  /** `sql` uses `?` for each value, in order. */
-  add(sql: string, ...values: unknown[]): this {
-    let i = 0
-    this.clauses.push(
-      sql.replace(/\?/g, () => {
-        this.params.push(values[i++])
-        return `$${this.params.length}`
-      }),
-    )
-    return this
-  }
-  param(value: unknown): string {
-    this.params.push(value)
-    return `$${this.params.length}`
-  }
-  get sql(): string {
-    return this.clauses.length ? `WHERE ${this.clauses.join(' AND ')}` : ''
   }
 }
 
@@ -371,37 +347,37 @@ export function sessionRoutes(deps: AppDeps): Router {
   router.get('/api/v1/search', requireScope('read'), async (ctx) => {
     const q = parseInput(SearchQuery.strict(), ctx.query, 'query')
     const limit = q.limit ?? DEFAULT_LIMIT
-    const w = new Where()
+    const tsqOf = (p: string) => `websearch_to_tsquery('english', ${p})`
     // Spelled inline (not in a CTE) so the planner sees the folded tsquery and estimates
     // how many rows match from the column statistics.
-    const tsq = `websearch_to_tsquery('english', ${w.param(q.q)})`
-    w.add(`e.fts @@ ${tsq}`).add('NOT e.tombstone')
-    filterSessions(w, q)
-    if (q.kind) w.add('e.kind = ?', q.kind)
+    const match = new Where()
+    match.add(`e.fts @@ ${tsqOf(match.param(q.q))}`).add('NOT e.tombstone')
+    const plain = match.clauses.length
+    filterSessions(match, q)
+    const joinSessions = match.clauses.length > plain
+    if (q.kind) match.add('e.kind = ?', q.kind)
+    // Only the newest SEARCH_CANDIDATES matches are ranked: ts_rank reads each one's
+    // tsvector, and a word found in a large share of the corpus would otherwise rank all
+    // of its matches.
+    const { ids } = await newestMatches(db, match, { joinSessions })
+
+    const w = new Where()
+    const tsq = tsqOf(w.param(q.q))
     let after = ''
     if (q.cursor) {
       const [rank, id] = decodeCursor(q.cursor, SearchCursor)
       const r = w.param(rank)
       after = `WHERE ts_rank(e.fts, ${tsq}) < ${r}::real OR (ts_rank(e.fts, ${tsq}) = ${r}::real AND e.id > ${w.param(id)}::bigint)`
     }
-    const candidates = w.param(SEARCH_CANDIDATES)
+    const candidates = w.param(ids)
     const limitParam = w.param(limit + 1)
     const headline = w.param(HEADLINE_OPTIONS)
-    // Candidates come from the GIN index, newest first, then only SEARCH_CANDIDATES of them
-    // are ranked: ts_rank reads each candidate's tsvector, and a word found in a large share
-    // of the corpus would otherwise rank all its matches. `e.id + 0` keeps the planner off a
-    // backward primary-key walk filtered by @@: fast when matches are dense near the end, but
-    // a scan of most of the table when its estimate is off (a word plus a session filter).
     // ts_headline re-parses text, so it runs on the returned page only.
     const { rows } = await db.query<EventRow & SessionRow & { rank: number; snippet: string }>(
-      `WITH cand AS (
-         SELECT e.id FROM events e JOIN sessions s ON s.id = e.session_id
-           ${w.sql}
-          ORDER BY e.id + 0 DESC LIMIT ${candidates}
-       ),
-       hits AS (
+      `WITH hits AS (
          SELECT ${EVENT_COLUMNS}, ${SESSION_COLUMNS}, ts_rank(e.fts, ${tsq}) AS rank
-           FROM cand JOIN events e ON e.id = cand.id JOIN sessions s ON s.id = e.session_id
+           FROM unnest(${candidates}::bigint[]) AS cand(id)
+           JOIN events e ON e.id = cand.id JOIN sessions s ON s.id = e.session_id
            ${after}
           ORDER BY rank DESC, e.id LIMIT ${limitParam}
        )
