@@ -29,6 +29,7 @@ const SESSIONS = 24 // per agent, generated corpus
 const TURNS = 40
 const REPLICAS = 10 // copies of the real corpus (~28 MB)
 const BASELINE_ROUNDS = 7
+const IMPORT_ROUNDS = 3
 const SHARED = join(ROOT, '..', 'shared', 'sessions')
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/
@@ -82,6 +83,14 @@ async function realCorpus(
     }
   }
   return { files, bytes }
+}
+
+interface Round {
+  s: number
+  summary: { upload: { events: number; batches: number } }
+  serverCpu: number
+  pgCpu: number
+  restCpu: number
 }
 
 function median(values: number[]): number {
@@ -160,21 +169,41 @@ export default async function importBench(): Promise<void> {
     const dryS = dry.ms / 1000
     if (dry.code !== 0) throw new Error(`dry run failed: ${dry.stderr}`)
 
-    // Where the CPU goes while importing: the server, PostgreSQL, and the rest (the CLI).
+    // Each round uploads the corpus as a new owner with an empty checkpoint store, so every
+    // round stores every event; the median round is reported. While a round runs, the CPU
+    // used by the server, PostgreSQL and the rest (the CLI) shows where the time goes.
     const serverPids = [server.child.pid!]
-    const before = { server: cpuSnapshot(serverPids), pg: cpuSnapshot(postgresPids()) }
-    const busy0 = machineBusyMs()
-    const run = await runBuiltCli(
-      ['import', '--all', '--json'],
-      { ...env, ...prof('cli') },
-      home.cwd,
-    )
-    const importS = run.ms / 1000
-    const serverCpu = cpuBetween(before.server, cpuSnapshot(serverPids)) / 1000
-    const pgCpu = cpuBetween(before.pg, cpuSnapshot(postgresPids())) / 1000
-    const allCpu = (machineBusyMs() - busy0) / 1000
-    if (run.code !== 0) throw new Error(`import failed: ${run.stderr}`)
-    const summary = JSON.parse(run.stdout) as { upload: { events: number; batches: number } }
+    const rounds: Round[] = []
+    for (let r = 0; r < IMPORT_ROUNDS; r++) {
+      const owner = await createToken(server.url, ['write'])
+      const before = { server: cpuSnapshot(serverPids), pg: cpuSnapshot(postgresPids()) }
+      const busy0 = machineBusyMs()
+      const run = await runBuiltCli(
+        ['import', '--all', '--json'],
+        {
+          ...env,
+          HIVEMIND_TOKEN: owner.token,
+          HIVEMIND_STATE_DIR: join(home.root, `state-${r}`),
+          ...(r === 0 ? prof('cli') : {}),
+        },
+        home.cwd,
+      )
+      if (run.code !== 0) throw new Error(`import failed: ${run.stderr}`)
+      const summary = JSON.parse(run.stdout) as { upload: { events: number; batches: number } }
+      const serverCpu = cpuBetween(before.server, cpuSnapshot(serverPids)) / 1000
+      const pgCpu = cpuBetween(before.pg, cpuSnapshot(postgresPids())) / 1000
+      const allCpu = (machineBusyMs() - busy0) / 1000
+      rounds.push({
+        s: run.ms / 1000,
+        summary,
+        serverCpu,
+        pgCpu,
+        restCpu: allCpu - serverCpu - pgCpu,
+      })
+    }
+    const mid = [...rounds].sort((a, b) => a.s - b.s)[Math.floor(rounds.length / 2)]
+    const { summary, serverCpu, pgCpu, restCpu } = mid
+    const importS = mid.s
     const throughput = mb / importS
     const ratio = throughput / baseline
 
@@ -191,10 +220,10 @@ export default async function importBench(): Promise<void> {
       `CLI alone (--dry-run)       ${fmt(mb / dryS)}  (${dryS.toFixed(2)} s incl. process start)`,
     )
     console.log(
-      `hivemind import → server    ${fmt(throughput)}  (${importS.toFixed(2)} s, ${summary.upload.batches} batches, ${storage}, ${(summary.upload.events / importS).toFixed(0)} events/s)`,
+      `hivemind import → server    ${fmt(throughput)}  (median of ${rounds.map((r) => r.s.toFixed(2)).join(', ')} s; ${summary.upload.batches} batches, ${storage}, ${(summary.upload.events / importS).toFixed(0)} events/s)`,
     )
     console.log(
-      `CPU during the import        server ${serverCpu.toFixed(2)} s, ${storage} ${pgCpu.toFixed(2)} s, CLI and the rest ${Math.max(0, allCpu - serverCpu - pgCpu).toFixed(2)} s (of ${(importS * availableParallelism()).toFixed(2)} s on ${availableParallelism()} cores)`,
+      `CPU during the import        server ${serverCpu.toFixed(2)} s, ${storage} ${pgCpu.toFixed(2)} s, CLI and the rest ${Math.max(0, restCpu).toFixed(2)} s (of ${(importS * availableParallelism()).toFixed(2)} s on ${availableParallelism()} cores)`,
     )
     console.log(
       `ratio import / baseline     ${(ratio * 100).toFixed(1)} %  (goal ≥ 25 %) ${ratio >= 0.25 ? 'OK' : 'UNDER GOAL'}`,
