@@ -5,10 +5,14 @@ import { join } from 'node:path'
 import type Router from '@koa/router'
 import pg from 'pg'
 import { pino } from 'pino'
+import { afterAll, beforeAll } from 'vitest'
 import { requireService, testDatabaseUrl } from '@hivemind/test-utils'
 import type { Clock } from '../src/clock.js'
-import type { Db } from '../src/db/types.js'
+import { loadConfig } from '../src/config.js'
+import { migrate } from '../src/db/migrate.js'
+import { openDb } from '../src/db/open.js'
 import { openPglite } from '../src/db/pglite.js'
+import type { Db } from '../src/db/types.js'
 import type { ReplayStore } from '../src/exchange/replay-store.js'
 import { createServer, type CreateServerOptions, type HiveMindServer } from '../src/server.js'
 
@@ -99,6 +103,34 @@ export async function backendEnv(
   }
   const dir = await tempDir()
   return { env: { HIVEMIND_DATA_DIR: dir.path }, cleanup: () => dir.remove() }
+}
+
+/**
+ * A fresh database of `backend` for the enclosing suite: opened (and migrated, unless
+ * `migrated: false`) before its tests, closed and removed after them.
+ */
+export function useBackendDb(
+  backend: Backend,
+  options: { migrated?: boolean } = {},
+): { readonly db: Db } {
+  let db: Db | undefined
+  let cleanup: (() => Promise<void>) | undefined
+  beforeAll(async () => {
+    const b = await backendEnv(backend)
+    cleanup = () => b.cleanup()
+    db = await openDb(loadConfig(b.env))
+    if (options.migrated !== false) await migrate(db)
+  })
+  afterAll(async () => {
+    await db?.close()
+    await cleanup?.()
+  })
+  return {
+    get db() {
+      if (!db) throw new Error('the database opens in beforeAll: use it inside a test')
+      return db
+    },
+  }
 }
 
 export async function openMemoryDb(): Promise<Db> {

@@ -1,9 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BACKENDS, backendAvailable, backendEnv } from '../../test/helpers.js'
-import { loadConfig } from '../config.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { BACKENDS, backendAvailable, useBackendDb } from '../../test/helpers.js'
 import { BinaryCopyWriter, CopyValueError, isoToPgMicros } from './copy-binary.js'
-import { openDb } from './open.js'
-import type { Db } from './types.js'
 
 // Each value goes in twice: through Db.copyIn in the binary form BinaryCopyWriter writes,
 // and through an INSERT of its text form, parsed by PostgreSQL itself. The stored values
@@ -34,19 +31,11 @@ const INTS = [0, 1, -1, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, '9223
 
 describe.each(BACKENDS)('binary COPY on %s', (backend) => {
   describe.skipIf(!backendAvailable(backend))('when the database is available', () => {
-    let db: Db
-    let cleanup: () => Promise<void>
+    const suite = useBackendDb(backend, { migrated: false })
     beforeAll(async () => {
-      const b = await backendEnv(backend)
-      cleanup = () => b.cleanup()
-      db = await openDb(loadConfig(b.env))
-      await db.exec(
+      await suite.db.exec(
         `CREATE TABLE copy_probe (k text, t text, j jsonb, n bigint, b boolean, ts timestamptz)`,
       )
-    })
-    afterAll(async () => {
-      await db?.close()
-      await cleanup?.()
     })
 
     type Value = string | number | boolean | null
@@ -65,10 +54,12 @@ describe.each(BACKENDS)('binary COPY on %s', (backend) => {
           else w.timestamptz(v as string)
         }
       })
-      expect(await db.copyIn('copy_probe (k, t, j, n, b, ts)', w.finish())).toBe(values.length)
+      expect(await suite.db.copyIn('copy_probe (k, t, j, n, b, ts)', w.finish())).toBe(
+        values.length,
+      )
       const differ: string[] = []
       for (const [i, v] of values.entries()) {
-        const { rows } = await db.query<{ same: boolean; got: string | null }>(
+        const { rows } = await suite.db.query<{ same: boolean; got: string | null }>(
           `SELECT ${column} IS NOT DISTINCT FROM $1::${cast} AS same, left(${column}::text, 60) AS got
              FROM copy_probe WHERE k = $2`,
           [v == null ? null : String(v), `${column}-${i}`],
@@ -95,13 +86,15 @@ describe.each(BACKENDS)('binary COPY on %s', (backend) => {
     })
 
     it('stores nothing when a row breaks a constraint', async () => {
-      await db.exec('CREATE TABLE copy_unique (k text PRIMARY KEY)')
+      await suite.db.exec('CREATE TABLE copy_unique (k text PRIMARY KEY)')
       const w = new BinaryCopyWriter()
       for (const k of ['a', 'b', 'a']) w.row(1).text(k)
-      await expect(db.copyIn('copy_unique (k)', w.finish())).rejects.toMatchObject({
+      await expect(suite.db.copyIn('copy_unique (k)', w.finish())).rejects.toMatchObject({
         code: '23505',
       })
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM copy_unique')
+      const { rows } = await suite.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM copy_unique',
+      )
       expect(rows[0].n).toBe(0)
     })
   })

@@ -1,35 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BACKENDS, backendAvailable, backendEnv } from '../../test/helpers.js'
-import { loadConfig } from '../config.js'
+import { describe, expect, it } from 'vitest'
+import { BACKENDS, backendAvailable, useBackendDb } from '../../test/helpers.js'
 import { migrate } from './migrate.js'
-import { openDb } from './open.js'
-import type { Db } from './types.js'
 
 describe.each(BACKENDS)(`${migrate.name} on %s`, (backend) => {
   describe.skipIf(!backendAvailable(backend))('when the database is available', () => {
-    let db: Db
-    let cleanup: () => Promise<void>
-    beforeAll(async () => {
-      const b = await backendEnv(backend)
-      cleanup = () => b.cleanup()
-      db = await openDb(loadConfig(b.env))
-    })
-    afterAll(async () => {
-      await db.close()
-      await cleanup()
-    })
+    const suite = useBackendDb(backend, { migrated: false })
 
     it('applies every migration once, then nothing on a re-run', async () => {
       const progress: string[] = []
-      const first = await migrate(db, { onProgress: (name) => progress.push(name) })
+      const first = await migrate(suite.db, { onProgress: (name) => progress.push(name) })
       expect(first.applied).toContain('001_core.sql')
       expect(progress).toEqual(first.applied)
-      const second = await migrate(db)
+      const second = await migrate(suite.db)
       expect(second).toEqual({ applied: [], alreadyApplied: first.applied.length })
     })
 
     it('creates the core tables', async () => {
-      const { rows } = await db.query<{ t: string }>(
+      const { rows } = await suite.db.query<{ t: string }>(
         `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public'`,
       )
       expect(rows.map((r) => r.t)).toEqual(
@@ -53,14 +40,14 @@ describe.each(BACKENDS)(`${migrate.name} on %s`, (backend) => {
         /foreign key/i,
       ],
     ])('enforces constraints: %s', async (sql, message) => {
-      await expect(db.query(sql)).rejects.toThrow(message)
+      await expect(suite.db.query(sql)).rejects.toThrow(message)
     })
 
     it('stores arrays, jsonb and timestamps the same way on both engines', async () => {
-      await db.query(
+      await suite.db.query(
         "INSERT INTO service_accounts (id, name, scopes, max_ttl_seconds) VALUES ('sa_x', 'x', ARRAY['read','write'], 600)",
       )
-      const { rows } = await db.query<{ scopes: string[]; created_at: Date }>(
+      const { rows } = await suite.db.query<{ scopes: string[]; created_at: Date }>(
         "SELECT scopes, created_at FROM service_accounts WHERE id = 'sa_x'",
       )
       expect(rows[0].scopes).toEqual(['read', 'write'])

@@ -1,17 +1,14 @@
 import { SignJWT, decodeProtectedHeader, generateKeyPair, type JWK } from 'jose'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import {
   BACKENDS,
   SECRET_KEY,
   backendAvailable,
-  backendEnv,
+  useBackendDb,
   manualClock,
   openMemoryDb,
 } from '../../test/helpers.js'
-import { loadConfig } from '../config.js'
 import { migrate } from '../db/migrate.js'
-import { openDb } from '../db/open.js'
-import type { Db } from '../db/types.js'
 import { DbKeyStore, RETIRED_KEY_GRACE_S } from './key-store.js'
 
 const config = (
@@ -25,27 +22,16 @@ const config = (
 
 describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
   describe.skipIf(!backendAvailable(backend))('when the database is available', () => {
-    let db: Db
-    let cleanup: () => Promise<void>
-    beforeAll(async () => {
-      const b = await backendEnv(backend)
-      cleanup = () => b.cleanup()
-      db = await openDb(loadConfig(b.env))
-      await migrate(db)
-    })
-    afterAll(async () => {
-      await db.close()
-      await cleanup()
-    })
+    const suite = useBackendDb(backend)
     beforeEach(async () => {
-      await db.query('DELETE FROM signing_keys')
+      await suite.db.query('DELETE FROM signing_keys')
     })
 
     it('creates one key at first start, signs and verifies', async () => {
       const clock = manualClock()
-      const keys = await DbKeyStore.open({ db, config: config(), clock })
-      const again = await DbKeyStore.open({ db, config: config(), clock })
-      expect((await db.query('SELECT kid FROM signing_keys')).rows).toHaveLength(1)
+      const keys = await DbKeyStore.open({ db: suite.db, config: config(), clock })
+      const again = await DbKeyStore.open({ db: suite.db, config: config(), clock })
+      expect((await suite.db.query('SELECT kid FROM signing_keys')).rows).toHaveLength(1)
       const { token, exp, jti, kid } = await keys.sign(
         { sub: 'sa_1', scope: 'write', name: 'ci' },
         3600,
@@ -66,7 +52,7 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
 
     it('rejects expired, foreign, unsigned and garbage tokens', async () => {
       const clock = manualClock()
-      const keys = await DbKeyStore.open({ db, config: config(), clock })
+      const keys = await DbKeyStore.open({ db: suite.db, config: config(), clock })
       const { token } = await keys.sign({ sub: 'sa_1', scope: 'read' }, 600)
       clock.advance(606)
       await expect(keys.verify(token)).rejects.toMatchObject({
@@ -85,7 +71,7 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
       })
 
       const wrongIss = await DbKeyStore.open({
-        db,
+        db: suite.db,
         config: config({ publicUrl: 'https://evil.test' }),
         clock,
       })
@@ -120,7 +106,11 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
 
     it('rotates: old tokens still verify and old keys stay published until their tokens expired', async () => {
       const clock = manualClock()
-      const keys = await DbKeyStore.open({ db, config: config({ signingAlg: 'EdDSA' }), clock })
+      const keys = await DbKeyStore.open({
+        db: suite.db,
+        config: config({ signingAlg: 'EdDSA' }),
+        clock,
+      })
       const old = await keys.sign({ sub: 'sa_1', scope: 'read' }, 86_400)
       const { kid } = await keys.rotate()
       expect(kid).not.toBe(old.kid)
@@ -138,8 +128,8 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
 
     it('reloads on an unknown kid: another replica rotated', async () => {
       const clock = manualClock()
-      const a = await DbKeyStore.open({ db, config: config(), clock })
-      const b = await DbKeyStore.open({ db, config: config(), clock })
+      const a = await DbKeyStore.open({ db: suite.db, config: config(), clock })
+      const b = await DbKeyStore.open({ db: suite.db, config: config(), clock })
       await b.rotate()
       const t = await b.sign({ sub: 'sa_1', scope: 'write' }, 600)
       await expect(a.verify(t.token)).resolves.toMatchObject({ sub: 'sa_1' })
@@ -147,8 +137,12 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
 
     it('encrypts private keys at rest when HIVEMIND_SECRET_KEY is set', async () => {
       const clock = manualClock()
-      const keys = await DbKeyStore.open({ db, config: config({ secretKey: SECRET_KEY }), clock })
-      const { rows } = await db.query<{
+      const keys = await DbKeyStore.open({
+        db: suite.db,
+        config: config({ secretKey: SECRET_KEY }),
+        clock,
+      })
+      const { rows } = await suite.db.query<{
         private_key: string
         encrypted: boolean
         public_jwk: unknown
@@ -163,7 +157,7 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
 
       await expect(
         DbKeyStore.open({
-          db,
+          db: suite.db,
           config: config({ secretKey: 'another-secret-key-that-is-long-enough' }),
           clock,
         }),
@@ -173,13 +167,15 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
           /cannot be decrypted: HIVEMIND_SECRET_KEY is not the key it was encrypted with$/,
         ),
       })
-      await expect(DbKeyStore.open({ db, config: config(), clock })).rejects.toMatchObject({
+      await expect(
+        DbKeyStore.open({ db: suite.db, config: config(), clock }),
+      ).rejects.toMatchObject({
         code: 'ERR_KEY_DECRYPTION',
         message: expect.stringMatching(/is encrypted but HIVEMIND_SECRET_KEY is not set/),
       })
       // Verification needs only public keys.
       const reopened = await DbKeyStore.open({
-        db,
+        db: suite.db,
         config: config({ secretKey: SECRET_KEY }),
         clock,
       })
@@ -187,7 +183,7 @@ describe.each(BACKENDS)(`${DbKeyStore.name} on %s`, (backend) => {
     })
 
     it('refuses lifetimes above 24 h', async () => {
-      const keys = await DbKeyStore.open({ db, config: config(), clock: manualClock() })
+      const keys = await DbKeyStore.open({ db: suite.db, config: config(), clock: manualClock() })
       await expect(keys.sign({ sub: 'sa_1', scope: 'read' }, 86_401)).rejects.toThrow(RangeError)
     })
   })

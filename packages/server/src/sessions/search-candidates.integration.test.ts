@@ -1,9 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BACKENDS, backendAvailable, backendEnv } from '../../test/helpers.js'
-import { loadConfig } from '../config.js'
-import { migrate } from '../db/migrate.js'
-import { openDb } from '../db/open.js'
-import type { Db } from '../db/types.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { BACKENDS, backendAvailable, useBackendDb } from '../../test/helpers.js'
 import { newestMatches } from './search-candidates.js'
 import { Where } from './where.js'
 
@@ -16,19 +12,14 @@ const LIMIT = 100
 
 describe.each(BACKENDS)('newestMatches on %s', (backend) => {
   describe.skipIf(!backendAvailable(backend))('when the database is available', () => {
-    let db: Db
-    let cleanup: () => Promise<void>
+    const suite = useBackendDb(backend)
     beforeAll(async () => {
-      const b = await backendEnv(backend)
-      cleanup = () => b.cleanup()
-      db = await openDb(loadConfig(b.env))
-      await migrate(db)
-      await db.query(
+      await suite.db.query(
         `INSERT INTO sessions (owner_kind, owner_id, session_key, agent, sort_at)
          SELECT 'user', 'u1', md5(i::text), CASE WHEN i % 2 = 0 THEN 'codex' ELSE 'claude-code' END, now()
            FROM generate_series(0, 29) AS i`,
       )
-      await db.query(
+      await suite.db.query(
         `INSERT INTO events (session_id, owner_kind, owner_id, event_key, thread, seq, kind, text, tombstone)
          SELECT s.id, 'user', 'u1', md5('e' || i), 'main', i, 'assistant_message',
                 concat_ws(' ', 'words', CASE WHEN i % 2 = 0 THEN 'alpha' END,
@@ -39,10 +30,6 @@ describe.each(BACKENDS)('newestMatches on %s', (backend) => {
           ORDER BY i`,
         [EVENTS],
       )
-    })
-    afterAll(async () => {
-      await db?.close()
-      await cleanup?.()
     })
 
     const search = (word: string, agent?: string) => {
@@ -55,7 +42,7 @@ describe.each(BACKENDS)('newestMatches on %s', (backend) => {
     /** The plain answer: every match, newest first. */
     async function reference(word: string, agent?: string): Promise<string[]> {
       const w = search(word, agent)
-      const { rows } = await db.query<{ id: string | number }>(
+      const { rows } = await suite.db.query<{ id: string | number }>(
         `SELECT e.id FROM events e JOIN sessions s ON s.id = e.session_id ${w.sql}
           ORDER BY e.id DESC LIMIT ${LIMIT}`,
         w.params,
@@ -70,7 +57,7 @@ describe.each(BACKENDS)('newestMatches on %s', (backend) => {
       ['a word only in old events', 'gamma', undefined, 'all'],
       ['a word with no match', 'zeta', undefined, 'all'],
     ] as const)('finds exactly the newest matches of %s', async (_, word, agent, pass) => {
-      const got = await newestMatches(db, search(word, agent), {
+      const got = await newestMatches(suite.db, search(word, agent), {
         joinSessions: agent !== undefined,
         limit: LIMIT,
         window: WINDOW,
@@ -80,12 +67,12 @@ describe.each(BACKENDS)('newestMatches on %s', (backend) => {
     })
 
     it('leaves tombstoned events out of the window pass', async () => {
-      const got = await newestMatches(db, search('alpha'), {
+      const got = await newestMatches(suite.db, search('alpha'), {
         joinSessions: false,
         limit: LIMIT,
         window: WINDOW,
       })
-      const { rows } = await db.query<{ n: number }>(
+      const { rows } = await suite.db.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM events WHERE tombstone AND id = ANY($1::bigint[])',
         [got.ids],
       )
