@@ -409,6 +409,109 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         ])
       })
 
+      it('stores lone surrogates and NUL in keys as U+FFFD instead of failing the batch', async () => {
+        const { session, event } = fixtureSession({ agent_versions: ['1.0\udc00'] }, 'claude-code')
+        const cut = 'output cut in an emoji \ud83d'
+        const e = event({
+          native_key: 'surrogate:1',
+          kind: 'tool_result',
+          text: cut,
+          raw: `{"text":"${cut}"}`,
+          tool: { name: 'Read', input: { 'a\u0000b': cut }, output: cut },
+        })
+        const r = await upload({ sessions: [session], events: [e] })
+        expect(r).toMatchObject({ status: 200, body: { accepted: 2, rejected: [] } })
+        // The replace path (json_to_recordset) as well as the COPY path.
+        const again = await upload({ sessions: [], events: [{ ...e, rev: 1, text: `${cut}!` }] })
+        expect(again).toMatchObject({ status: 200, body: { accepted: 1 } })
+        const s = await get(`/api/v1/sessions/${session.session_key}`)
+        expect(s.body.agent_versions).toEqual(['1.0\uFFFD'])
+        const events = await get(`/api/v1/sessions/${session.session_key}/events`)
+        const fixed = 'output cut in an emoji \uFFFD'
+        expect(items<{ text: string; tool: unknown }>(events)).toEqual([
+          expect.objectContaining({
+            text: `${fixed}!`,
+            tool: expect.objectContaining({ input: { 'a\uFFFDb': fixed }, output: fixed }),
+          }),
+        ])
+      })
+
+      it('rejects tool input nested too deep to store, and stores the rest', async () => {
+        const { session, event } = fixtureSession()
+        let deep: unknown = 'bottom'
+        for (let i = 0; i < 1_000; i++) deep = [deep]
+        const bad = event({
+          native_key: 'deep:1',
+          kind: 'tool_call',
+          tool: { name: 'x', input: deep },
+        })
+        const good = event({ native_key: 'deep:2', text: 'fine' })
+        const r = await upload({ sessions: [session], events: [bad, good] })
+        expect(r).toMatchObject({
+          status: 200,
+          body: {
+            accepted: 2,
+            rejected: [
+              { kind: 'event', index: 0, error: 'tool.input: nested deeper than 512 levels' },
+            ],
+          },
+        })
+      })
+
+      it('rejects a session or event dated in year 0000, which PostgreSQL cannot store', async () => {
+        const { session, event } = fixtureSession({ started_at: '0000-06-01T00:00:00Z' })
+        const e = { ...event({ native_key: 'y0' }), ts: '0000-06-01T00:00:00Z' }
+        const r = await upload({ sessions: [session], events: [e] })
+        expect(r).toMatchObject({
+          status: 200,
+          body: {
+            accepted: 0,
+            rejected: [
+              { kind: 'session', index: 0, error: expect.stringMatching(/^started_at: year 0000/) },
+              { kind: 'event', index: 0, error: expect.stringMatching(/^ts: year 0000/) },
+            ],
+          },
+        })
+      })
+
+      it('keeps the repo a client named when a later record of the session has none', async () => {
+        const { session } = fixtureSession({ cwd: '/srv/app' })
+        const named = { ...session, repo: 'acme/app' }
+        expect((await upload({ sessions: [named], events: [] })).body).toMatchObject({
+          accepted: 1,
+        })
+        const r = await upload({ sessions: [session], events: [] })
+        expect(r.body).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+        const s = await get(`/api/v1/sessions/${session.session_key}`)
+        expect(s.body.repo).toBe('acme/app')
+        // Without any named repo, the last segment of cwd.
+        const plain = fixtureSession({ cwd: 'C:\\work\\widgets\\' }).session
+        await upload({ sessions: [plain], events: [] })
+        expect((await get(`/api/v1/sessions/${plain.session_key}`)).body.repo).toBe('widgets')
+      })
+
+      it('folds a tombstone without rev onto the version before it in the same batch', async () => {
+        const { session, event } = fixtureSession({}, 'gemini-cli')
+        const v = (rev: number) => event({ native_key: 'm:9', text: `v${rev}`, rev })
+        await upload({ sessions: [session], events: [v(5)] })
+        const drop = { ...event({ native_key: 'm:9' }), tombstone: true }
+        const r = await upload({ sessions: [], events: [v(6), drop] })
+        expect(r.body).toEqual({ accepted: 2, duplicates: 0, rejected: [] })
+        const stored = await get(
+          `/api/v1/sessions/${session.session_key}/events?include_removed=true`,
+        )
+        expect(items(stored)).toEqual([
+          expect.objectContaining({ text: 'v6', rev: 6, tombstone: true }),
+        ])
+        // A later re-send of rev 6 must not bring the removed event back.
+        expect((await upload({ sessions: [], events: [v(6)] })).body).toMatchObject({
+          accepted: 0,
+          duplicates: 1,
+        })
+        const s = await get(`/api/v1/sessions/${session.session_key}`)
+        expect(s.body.event_count).toBe(0)
+      })
+
       it('keeps the highest rev when one batch carries several versions', async () => {
         const { session, event } = fixtureSession({}, 'opencode')
         const v = (rev: number) => event({ native_key: 'p:1', text: `rev ${rev}`, rev })
@@ -531,6 +634,30 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         expect(await get('/api/v1/sessions?cursor=garbage')).toMatchObject({ status: 400 })
       })
 
+      it.each([
+        [
+          'a list cursor with an id past bigint',
+          '/api/v1/sessions',
+          ['2026-01-01T00:00:00Z', '99999999999999999999'],
+        ],
+        ['a list cursor in year 0000', '/api/v1/sessions', ['0000-01-01T00:00:00Z', '1']],
+        ['a search cursor with a rank past real', '/api/v1/search?q=x', [1e300, '1']],
+      ])('answers 400, not 500, for %s', async (_, path, parts) => {
+        const cursor = Buffer.from(JSON.stringify(parts)).toString('base64url')
+        const sep = path.includes('?') ? '&' : '?'
+        expect(await get(`${path}${sep}cursor=${cursor}`)).toMatchObject({
+          status: 400,
+          body: { error: 'cursor: is not a cursor this server returned' },
+        })
+      })
+
+      it('answers 400 naming since for a date in year 0000', async () => {
+        expect(await get('/api/v1/sessions?since=0000-01-01')).toMatchObject({
+          status: 400,
+          body: { error: expect.stringMatching(/^since: /) },
+        })
+      })
+
       it('paginates sessions with a stable cursor while new sessions arrive', async () => {
         const cwd = `/srv/paging-${randomUUID()}`
         const made = Array.from({ length: 7 }, (_, i) =>
@@ -648,6 +775,33 @@ describe.each(BACKENDS)('sessions API on %s', (backend) => {
         } while (cursor)
         expect(keys.size).toBe(7)
         expect([...ranks].sort((a, b) => b - a)).toEqual(ranks)
+      })
+
+      it('pages through matches of equal rank without repeats or gaps', async () => {
+        const word = `wombat${randomUUID().slice(0, 8)}`
+        const { session, event } = fixtureSession()
+        await upload({
+          sessions: [session],
+          events: Array.from({ length: 5 }, (_, i) =>
+            event({ native_key: `same:${i}`, seq: i, text: `${word} same text` }),
+          ),
+        })
+        const keys: string[] = []
+        const ranks = new Set<number>()
+        let cursor: string | null = null
+        do {
+          const page = await get(
+            `/api/v1/search?q=${word}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+          )
+          for (const h of page.body.items) {
+            keys.push(h.event.event_key)
+            ranks.add(h.rank)
+          }
+          cursor = page.body.next_cursor as string | null
+        } while (cursor)
+        expect(ranks.size).toBe(1)
+        expect(keys).toHaveLength(5)
+        expect(new Set(keys).size).toBe(5)
       })
 
       it('counts sessions, events and tokens by agent, owner and day', async () => {
@@ -771,7 +925,10 @@ describe('sessions batch limits', () => {
   })
 
   it('does not read the body of an unauthenticated upload', async () => {
-    const r = await t.call('POST', '/api/v1/sessions/batch', { body: { sessions: [] } })
+    // Over the byte limit: a server that read the body first would answer 413.
+    const r = await t.call('POST', '/api/v1/sessions/batch', {
+      body: { sessions: [], padding: 'x'.repeat(10_000) },
+    })
     expect(r.status).toBe(401)
   })
 })

@@ -4,7 +4,9 @@ import { AgentId, EventKind } from './names.js'
 import { NormalizedEvent, NormalizedSession, SessionRelation, ToolInfo } from './sessions.js'
 
 /** `2026-01-15T00:00:00Z` or a bare date `2026-01-15` (midnight UTC). */
-const TimeBound = z.union([z.iso.datetime({ offset: true }), z.iso.date()])
+const TimeBound = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  .refine((v) => !v.startsWith('0000'), 'year 0000 does not exist (use 0001 or later)')
 
 /**
  * A session in an upload batch: the adapter's {@link NormalizedSession}, plus an optional

@@ -5,8 +5,13 @@ import { AgentId, EventKind } from './names.js'
 /** Lower-case hex SHA-256: the shape of every session and event key. */
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256')
 
-/** ISO 8601 UTC timestamp as the agents write them (`2026-04-25T08:23:24.509Z`). */
-const Timestamp = z.iso.datetime({ offset: true })
+/**
+ * ISO 8601 timestamp with a zone, as the agents write them (`2026-04-25T08:23:24.509Z`).
+ * Year 0000 is refused: PostgreSQL has no year 0.
+ */
+const Timestamp = z.iso
+  .datetime({ offset: true })
+  .refine((v) => !v.startsWith('0000'), 'year 0000 does not exist (use 0001 or later)')
 
 /**
  * Longest `raw` string an event carries (UTF-16 code units, about 256 KB of ASCII).

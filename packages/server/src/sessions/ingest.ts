@@ -7,6 +7,7 @@ import {
 import type { z } from 'zod'
 import { BinaryCopyWriter } from '../db/copy-binary.js'
 import type { Db } from '../db/types.js'
+import { MAX_JSON_DEPTH, nestedDeeperThan, storableJson, storableText } from './storable.js'
 
 /** Who a batch is stored under (`ownerOf(principal)`). */
 export interface Owner {
@@ -75,31 +76,46 @@ export async function ingestBatch(
   })
 
   const events = new Map<string, Event>()
+  // Tombstones without `rev` that follow another version of their record in this batch:
+  // applied after that version is stored, as two batches would.
+  const late = new Map<string, Event>()
   body.events.forEach((item, index) => {
     const r = NormalizedEvent.safeParse(item)
-    if (!r.success) {
+    const deep = r.success ? tooDeep(r.data) : undefined
+    if (!r.success || deep) {
       const key = keyOf(item, 'event_key')
       rejected.push({
         kind: 'event',
         index,
         ...(key ? { event_key: key } : {}),
-        error: issue(item, r.error),
+        error: r.success
+          ? `${deep}: nested deeper than ${MAX_JSON_DEPTH} levels`
+          : issue(item, r.error),
       })
       return
     }
-    const prev = events.get(r.data.event_key)
-    if (!prev) return void events.set(r.data.event_key, r.data)
-    // Two versions of one record in one batch: the later revision (or the tombstone) wins.
-    duplicates++
-    if (supersedes(r.data, prev.rev ?? null, prev.tombstone === true))
-      events.set(r.data.event_key, r.data)
+    const e = r.data
+    const prev = events.get(e.event_key)
+    if (!prev) return void events.set(e.event_key, e)
+    // Two versions of one record in one batch: the later revision wins; one that does not
+    // supersede the version before it changes nothing (a duplicate).
+    if (!supersedes(e, prev.rev ?? null, prev.tombstone === true)) return void duplicates++
+    if (e.tombstone === true && e.rev === undefined) {
+      if (late.has(e.event_key)) duplicates++
+      return void late.set(e.event_key, e)
+    }
+    duplicates += late.delete(e.event_key) ? 2 : 1
+    events.set(e.event_key, e)
   })
 
   if (sessions.size === 0 && events.size === 0) return { accepted: 0, duplicates, rejected }
 
   const result = await db.transaction(async (tx) => {
     const touched = [
-      ...new Set([...sessions.keys(), ...[...events.values()].map((e) => e.session_key)]),
+      ...new Set([
+        ...sessions.keys(),
+        ...[...events.values(), ...late.values()].map((e) => e.session_key),
+      ]),
     ]
     // Serialise batches that touch the same sessions, so counter deltas computed from the
     // rows read below stay exact under concurrent uploads (several replicas, CI jobs).
@@ -113,11 +129,19 @@ export async function ingestBatch(
     }
     const sessionChanges = await upsertSessions(tx, owner, [...sessions.values()])
     const ids = await ensureSessions(tx, owner, touched)
-    const eventChanges = await upsertEvents(tx, owner, [...events.values()], ids)
+    let eventChanges = await upsertEvents(tx, owner, [...events.values()], ids)
+    if (late.size > 0) eventChanges += await upsertEvents(tx, owner, [...late.values()], ids)
     return { accepted: sessionChanges + eventChanges }
   })
-  duplicates += sessions.size + events.size - result.accepted
+  duplicates += sessions.size + events.size + late.size - result.accepted
   return { accepted: result.accepted, duplicates, rejected: rejected.sort(byItem) }
+}
+
+/** The first tool field nested too deep to store, if any. */
+function tooDeep(e: Event): string | undefined {
+  if (nestedDeeperThan(e.tool?.input, MAX_JSON_DEPTH)) return 'tool.input'
+  if (nestedDeeperThan(e.tool?.output, MAX_JSON_DEPTH)) return 'tool.output'
+  return undefined
 }
 
 function byItem(a: BatchRejection, b: BatchRejection): number {
@@ -171,23 +195,6 @@ function mergeSessions(a: Session, b: Session): Session {
 
 function union(a: readonly string[], b: readonly string[]): string[] {
   return [...new Set([...a, ...b])]
-}
-
-/** PostgreSQL text cannot hold NUL; agents' tool output sometimes does. */
-function clean(s: string | null | undefined): string | null {
-  return s == null ? null : s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s
-}
-
-function json(v: unknown): string | null {
-  if (v === undefined) return null
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x))
-}
-
-function repoOf(s: Session): string | null {
-  if (s.repo) return s.repo
-  if (!s.cwd) return null
-  const parts = s.cwd.split(/[\\/]+/).filter(Boolean)
-  return parts.at(-1) ?? null
 }
 
 // Merge rules of DESIGN.md as SQL over the stored row `s` and the incoming EXCLUDED row.
@@ -252,21 +259,30 @@ async function upsertSessions(tx: Db, owner: Owner, list: Session[]): Promise<nu
       owner.id,
       col((s) => s.session_key),
       col((s) => s.agent),
-      col((s) => clean(s.source_session_id)),
+      col((s) => storableText(s.source_session_id)),
       col((s) => s.parent_session_key ?? null),
-      col((s) => clean(s.parent_source_session_id)),
+      col((s) => storableText(s.parent_source_session_id)),
       col((s) => s.relation ?? null),
-      col((s) => clean(s.cwd)),
-      col((s) => clean(repoOf(s))),
-      col((s) => clean(s.git_branch)),
-      col((s) => clean(s.model)),
-      col((s) => clean(s.title)),
-      col((s) => clean(s.host)),
-      col((s) => json(s.agent_versions ?? [])),
-      col((s) => json(s.source_paths)),
+      col((s) => storableText(s.cwd)),
+      col((s) => storableText(s.repo ?? null)),
+      col((s) => storableText(s.git_branch)),
+      col((s) => storableText(s.model)),
+      col((s) => storableText(s.title)),
+      col((s) => storableText(s.host)),
+      col((s) => storableJson(s.agent_versions ?? [])),
+      col((s) => storableJson(s.source_paths)),
       col((s) => s.started_at),
       col((s) => s.ended_at),
     ],
+  )
+  // A session uploaded without `repo` is filed under the last segment of its cwd, but only
+  // while no client has named its repo: a later record without `repo` must not replace
+  // the `org/name` an earlier one gave.
+  await tx.query(
+    `UPDATE sessions SET repo = substring(cwd from '([^/\\\\]+)[/\\\\]*$')
+      WHERE owner_kind = $1 AND owner_id = $2 AND session_key = ANY($3::text[])
+        AND repo IS NULL AND cwd IS NOT NULL`,
+    [owner.kind, owner.id, list.map((x) => x.session_key)],
   )
   return rows.length
 }
@@ -530,19 +546,7 @@ function eventRecord(e: Event, sessionId: string): EventRecord {
 
 function eventRecords(list: Event[], sessionIds: Map<string, string>): string {
   // Absent keys are SQL NULL (a JSON null in a jsonb column would be a jsonb null).
-  const records = list.map((e) => eventRecord(e, sessionIds.get(e.session_key)!))
-  const text = JSON.stringify(records)
-  // PostgreSQL text and jsonb hold no NUL: only then pay for a replacer over every value.
-  return text.includes('\\u0000')
-    ? JSON.stringify(records, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x))
-    : text
-}
-
-/** JSON text for a jsonb value, NUL-free like `json()` but with no replacer unless needed. */
-function jsonText(v: unknown): string | undefined {
-  if (v === undefined) return undefined
-  const text = JSON.stringify(v)
-  return text.includes('\\u0000') ? json(v)! : text
+  return storableJson(list.map((e) => eventRecord(e, sessionIds.get(e.session_key)!)))!
 }
 
 /** The events as binary COPY rows of (session_id, owner_kind, owner_id, EVENT_COLUMNS). */
@@ -558,10 +562,10 @@ function eventCopyData(list: Event[], owner: Owner, sessionIds: Map<string, stri
       const v = r[c]
       switch (RECORD_TYPES[c]) {
         case 'text':
-          w.text(clean(v as string | undefined))
+          w.text(storableText(v as string | undefined))
           break
         case 'jsonb':
-          w.jsonb(jsonText(v))
+          w.jsonb(storableJson(v))
           break
         case 'bigint':
           w.int8(v as number | undefined)

@@ -32,7 +32,8 @@ import { Where } from './where.js'
 const DEFAULT_LIMIT = 50
 
 // Sentinels around matches in ts_headline output: the text is HTML-escaped afterwards and
-// they become <mark>, so agent output containing markup can never inject any.
+// they become <mark>, so agent output containing markup can never inject any. The text's
+// own U+0001 and U+0002 are dropped before ts_headline, so they cannot fake a highlight.
 const MARK_START = '\u0001'
 const MARK_STOP = '\u0002'
 const HEADLINE_OPTIONS = `StartSel=${MARK_START}, StopSel=${MARK_STOP}, MaxWords=35, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`
@@ -209,9 +210,16 @@ function filterSessions(w: Where, f: z.output<typeof SessionListQuery> | Session
   return w
 }
 
-const ListCursor = z.tuple([z.iso.datetime(), z.string().regex(/^\d+$/)])
-const EventCursor = z.tuple([z.number().int(), z.string(), z.string().regex(/^\d+$/)])
-const SearchCursor = z.tuple([z.number(), z.string().regex(/^\d+$/)])
+// Cursors come back from clients: every part is bounded to what its SQL type holds, so a
+// forged one is a 400, not a database error. Row ids are bigint; ranks are real (float4).
+const RowId = z.string().regex(/^\d{1,18}$/)
+const ListCursor = z.tuple([z.iso.datetime().refine((v) => !v.startsWith('0000')), RowId])
+const EventCursor = z.tuple([
+  z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  z.string(),
+  RowId,
+])
+const SearchCursor = z.tuple([z.number().finite().min(-3.4e38).max(3.4e38), RowId])
 
 async function findSession(db: Db, id: string, owner: string | undefined): Promise<SessionRow> {
   let rows: SessionRow[]
@@ -381,7 +389,7 @@ export function sessionRoutes(deps: AppDeps): Router {
            ${after}
           ORDER BY rank DESC, e.id LIMIT ${limitParam}
        )
-       SELECT hits.*, ts_headline('english', left(coalesce(hits.tool_name || ': ', '') || coalesce(hits.text, ''), 20000), ${tsq}, ${headline}) AS snippet
+       SELECT hits.*, ts_headline('english', translate(left(coalesce(hits.tool_name || ': ', '') || coalesce(hits.text, ''), 20000), chr(1) || chr(2), ''), ${tsq}, ${headline}) AS snippet
          FROM hits
         ORDER BY hits.rank DESC, hits.e_id`,
       w.params,
