@@ -134,7 +134,9 @@ export async function connect(init: {
   } catch (err) {
     upload.tokenManager.close()
     const { message, hint } = describeUploadError(err, upload.endpoint)
-    throw new ExitError(EXIT.failed, `no credential: ${message}`, hint ? { hint } : undefined)
+    // Unreachable says nothing about the credential: no "no credential" in front of it.
+    const line = err instanceof HiveMindNetworkError ? message : `no credential: ${message}`
+    throw new ExitError(EXIT.failed, line, hint ? { hint } : undefined)
   }
 }
 
@@ -155,7 +157,10 @@ export function describeUploadError(
   if (err instanceof HiveMindNetworkError) {
     return {
       message: `server unreachable at ${endpoint ?? 'the endpoint'} (${err.message})`,
-      hint: err.hint,
+      // A timeout's hint from the SDK does not say where the URL came from.
+      hint: err.hint?.includes(ENV.endpoint)
+        ? err.hint
+        : `Check ${ENV.endpoint} (or --endpoint). ${err.hint ?? ''}`.trim(),
     }
   }
   if (err instanceof HiveMindApiError && err.status === 403 && err.code === 'ERR_API') {

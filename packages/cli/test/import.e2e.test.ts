@@ -3,7 +3,7 @@
 import { existsSync, realpathSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { appendFile, mkdir, readdir, rename, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -250,6 +250,12 @@ describe('hivemind import (real server and CLI processes)', () => {
       expect(first.stdout).toMatch(/rejected/)
       expect(first.stderr).toMatch(/import incomplete: \d+ record\(s\) rejected by the server/)
       expect(first.stderr).toMatch(/ts: Invalid ISO datetime/)
+      // Not "fix them and re-run": a re-run never sends them again, and says where they are.
+      expect(first.stderr).not.toMatch(/then re-run/)
+      expect(first.stderr).toMatch(
+        /Rejected records are not sent again \(the checkpoint moved past/,
+      )
+      expect(first.stderr).toContain(`rejected table of ${join(h.stateDir, CHECKPOINT_DB)}`)
       // The checkpoint moved past the refused records: nothing is sent again.
       const again = await runCli(['import', '--all', '--json'], env, h.cwd)
       expect(again.code).toBe(0)
@@ -352,6 +358,84 @@ describe('hivemind import (real server and CLI processes)', () => {
       await issuer.close()
     }
   })
+
+  it('an unreadable directory fails the run naming it, after uploading the rest', async () => {
+    const h = await home(true)
+    // A link that resolves to nothing but itself (ELOOP): root cannot be denied a
+    // directory by permissions, and these tests may run as root.
+    const loop = join(h.claudeDir, 'projects', 'looping')
+    await symlink('looping', loop)
+    const r = await runCli(['import', '--all', '--json'], envFor(h), h.cwd)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`${loop}: could not be read: ELOOP`)
+    expect(r.stderr).toMatch(/import incomplete: 1 directory could not be read/)
+    expect(r.stderr).toMatch(/Everything else was uploaded\./)
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ok: false,
+      found: { files: 5 },
+      failed: { dirs: 1 },
+      upload: { rejected: 0 },
+    })
+    expect(await stored(writer.serviceAccountId)).not.toEqual([])
+  })
+
+  it('every session file unreadable → exit 1 naming them, not exit 3 "no session files found"', async () => {
+    const h = await home(false)
+    const bad = join(h.codexDir, 'sessions', '2026', '01', '03')
+    await mkdir(bad, { recursive: true })
+    const zst = join(
+      bad,
+      'rollout-2026-01-03T10-00-00-019b0000-0000-7000-8000-00000000beef.jsonl.zst',
+    )
+    await writeFile(zst, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01, 0x02, 0x03]))
+    const r = await runCli(['import', '--all'], envFor(h), h.cwd)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`${zst}: could not be read`)
+    expect(r.stderr).toMatch(/import incomplete: 1 session file\(s\) could not be read/)
+    expect(r.stderr).not.toMatch(/no session files found/)
+  })
+
+  it('a batch failing while later files are read: every file not uploaded is counted', async () => {
+    // A stand-in server that accepts the credential and refuses every batch (400, not
+    // retried): the first batch leaves while the import is still reading the next files.
+    const stand = createHttpServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json')
+        if (req.method === 'GET' && req.url === '/api/v1/me') {
+          res.end(JSON.stringify({ kind: 'service_account', id: 'sa_x', name: 'x', scopes: [] }))
+          return
+        }
+        res.writeHead(400).end('{"error":"no batches today","code":"bad_request"}')
+      })
+    })
+    await new Promise<void>((resolve) => stand.listen(0, '127.0.0.1', resolve))
+    try {
+      const h = await home(false)
+      // Every file holds more than one batch (1000 events): the first is sent during `add`.
+      await generateSessions({
+        claudeDir: h.claudeDir,
+        codexDir: h.codexDir,
+        sessions: 12,
+        turns: 300,
+        toolOutputChars: 100,
+        cwd: '/srv/app',
+        seed: 'count',
+      })
+      const env = {
+        ...envFor(h),
+        HIVEMIND_ENDPOINT: `http://127.0.0.1:${(stand.address() as AddressInfo).port}`,
+      }
+      const r = await runCli(['import', '--all', '--json'], env, h.cwd)
+      expect(r.code).toBe(1)
+      // Nothing was acknowledged, so none of the 24 files is uploaded.
+      expect(r.stderr).toMatch(/^hivemind: upload failed \(24 of 24 session files not uploaded\)/)
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, failed: { files: 24 } })
+    } finally {
+      stand.closeAllConnections()
+      await new Promise((resolve) => stand.close(resolve))
+    }
+  }, 60_000)
 
   it('server killed mid-import → exit 1 with one clear line; a re-run completes with no duplicates', async () => {
     const h = await home(false)

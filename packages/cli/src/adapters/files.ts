@@ -1,4 +1,5 @@
-import { readdir, stat } from 'node:fs/promises'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { readdir, realpath, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
@@ -11,32 +12,86 @@ export interface WalkOptions {
   maxDepth?: number
 }
 
-/** All files under `dir` (sorted, depth-first) for which `accept` is true; missing dir → []. */
+/** Told about a directory (or linked entry) that exists but could not be read. */
+export type UnreadableSink = (path: string, error: NodeJS.ErrnoException) => void
+
+// The adapters call `walk` from their own `discover`: a sink set around that call (rather
+// than an option every adapter would have to pass on) hears what they could not list.
+const unreadableSink = new AsyncLocalStorage<UnreadableSink>()
+
+/** Runs `fn`, telling `sink` about every directory a {@link walk} inside it could not read. */
+export function reportingUnreadable<T>(sink: UnreadableSink, fn: () => Promise<T>): Promise<T> {
+  return unreadableSink.run(sink, fn)
+}
+
+/**
+ * All files under `dir` (sorted, depth-first) for which `accept` is true; missing dir → [].
+ * Symbolic links are followed (each real directory and file is visited once, which also
+ * breaks link loops); a directory that exists but cannot be read (EACCES, ELOOP, …) is
+ * reported to the sink of {@link reportingUnreadable} rather than silently passed over.
+ */
 export async function walk(
   dir: string,
   accept: (path: string, name: string) => boolean,
   options: WalkOptions = {},
-  depth = 0,
 ): Promise<string[]> {
+  return walkDir(dir, accept, options, 0, new Set())
+}
+
+async function walkDir(
+  dir: string,
+  accept: (path: string, name: string) => boolean,
+  options: WalkOptions,
+  depth: number,
+  seen: Set<string>,
+): Promise<string[]> {
+  let real: string
   let entries
   try {
+    real = await realpath(dir)
     entries = await readdir(dir, { withFileTypes: true })
-  } catch {
+  } catch (err) {
+    unreadable(dir, err)
     return []
   }
+  if (seen.has(real)) return []
+  seen.add(real)
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   const out: string[] = []
   for (const e of entries) {
     const p = join(dir, e.name)
-    if (e.isDirectory()) {
+    let isDirectory = e.isDirectory()
+    let isFile = e.isFile()
+    if (e.isSymbolicLink()) {
+      try {
+        const s = await stat(p)
+        isDirectory = s.isDirectory()
+        isFile = s.isFile()
+      } catch (err) {
+        unreadable(p, err)
+        continue
+      }
+    }
+    if (isDirectory) {
       if (options.skipDirs?.has(e.name)) continue
       if (depth >= (options.maxDepth ?? 8)) continue
-      out.push(...(await walk(p, accept, options, depth + 1)))
-    } else if (e.isFile() && !IGNORED.test(e.name) && accept(p, e.name)) {
+      out.push(...(await walkDir(p, accept, options, depth + 1, seen)))
+    } else if (isFile && !IGNORED.test(e.name) && accept(p, e.name)) {
+      // A linked file and its target (or two links to it) are one session file.
+      const key = e.isSymbolicLink() ? await realpath(p).catch(() => p) : join(real, e.name)
+      if (seen.has(key)) continue
+      seen.add(key)
       out.push(p)
     }
   }
   return out
+}
+
+/** Gone (or not a directory) is normal; anything else means sessions would go missing. */
+function unreadable(path: string, err: unknown): void {
+  const e = err as NodeJS.ErrnoException
+  if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return
+  unreadableSink.getStore()?.(path, e)
 }
 
 export async function isDir(path: string): Promise<boolean> {

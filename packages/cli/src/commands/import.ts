@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { CAC } from 'cac'
 import type { AgentId } from '@hivemind/sdk/schemas'
 import { ENV } from '@hivemind/sdk/schemas'
@@ -12,17 +12,20 @@ import { gitRepoRoot, isInside } from '../internal/git.js'
 import { formatBytes, Progress } from '../internal/progress.js'
 import { parseSince } from '../internal/since.js'
 import type { CliIo } from '../io.js'
-import { CheckpointStore } from '../tail/checkpoint-store.js'
+import { CHECKPOINT_DB, CheckpointStore } from '../tail/checkpoint-store.js'
 import { discoverSessionFiles, statCandidate, type Candidate } from '../tail/discovery.js'
 import { followMove, planFile, toPending } from '../tail/plan.js'
 import { Uploader, type PendingFile } from '../tail/uploader.js'
 
-/** Flags of `hivemind import`, as cac hands them over (before validation). */
+/**
+ * Flags of `hivemind import`, as cac hands them over (before validation); `main` has
+ * made switches booleans and values strings. `--path` is `[true]` when its value is missing.
+ */
 export interface ImportFlags {
   all?: boolean
-  since?: string | number
-  agents?: string | number
-  path?: string | string[]
+  since?: string
+  agents?: string
+  path?: string | readonly (string | boolean)[]
   dryRun?: boolean
   allowEmpty?: boolean
   json?: boolean
@@ -71,7 +74,8 @@ export interface ImportSummary {
     duplicates: number
     rejected: number
   }
-  failed: { files: number; sessions: number }
+  /** `dirs`: directories (or linked entries) that exist but could not be read. */
+  failed: { files: number; sessions: number; dirs: number }
   skipped: { olderThanSince: number; outsideRepo: number; incomplete: number }
   /** Things worth knowing that did not fail the run (Claude Code's transcript retention). */
   warnings: string[]
@@ -87,7 +91,10 @@ export function registerImport(cli: CAC, io: CliIo): void {
       '--agents <list>',
       'Comma list of agents: claude-code (claude), codex, gemini-cli (gemini), copilot, cursor, opencode, aider',
     )
-    .option('--path <dir>', 'Search this directory instead of the agents’ homes (repeatable)')
+    // `type: []`: repeatable, always an array (no transform: a missing value stays `true`).
+    .option('--path <dir>', 'Search this directory instead of the agents’ homes (repeatable)', {
+      type: [],
+    })
     .option('--dry-run', 'Show per agent what would be uploaded; upload nothing')
     .option('--allow-empty', 'Exit 0 when no session files are found')
     .option('--json', 'Print the summary as JSON on stdout')
@@ -119,10 +126,14 @@ export function resolveImportOptions(flags: ImportFlags, io: CliIo): ImportOptio
     }
   }
   const rawPaths = flags.path === undefined ? [] : [flags.path].flat()
-  const paths = rawPaths.map((p) => {
-    if (typeof p !== 'string' || p === '') throw new UsageError('--path needs a directory')
-    return resolve(io.cwd, p)
-  })
+  const paths = [
+    ...new Set(
+      rawPaths.map((p) => {
+        if (typeof p !== 'string' || p === '') throw new UsageError('--path needs a directory')
+        return resolve(io.cwd, p)
+      }),
+    ),
+  ]
   const endpoint = flags.endpoint ?? io.env[ENV.endpoint]
   return {
     all: flags.all === true,
@@ -157,7 +168,7 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     found: { files: 0, sessions: 0 },
     agents: {},
     upload: { batches: 0, events: 0, accepted: 0, duplicates: 0, rejected: 0 },
-    failed: { files: 0, sessions: 0 },
+    failed: { files: 0, sessions: 0, dirs: 0 },
     skipped: { olderThanSince: 0, outsideRepo: 0, incomplete: 0 },
     warnings: [],
   }
@@ -169,7 +180,17 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
   for (const agent of opts.agents) {
     roots.set(agent, opts.paths.length > 0 ? opts.paths : ADAPTERS[agent].defaultRoots(io.env))
   }
-  const files = await discoverSessionFiles([...roots].map(([agent, r]) => ({ agent, roots: r })))
+  // A directory that cannot be listed hides its sessions: named now, fails the run at the end.
+  const unreadableDirs: string[] = []
+  const files = await discoverSessionFiles(
+    [...roots].map(([agent, r]) => ({ agent, roots: r })),
+    {
+      onUnreadable: (path, error) => {
+        unreadableDirs.push(path)
+        log(`${path}: could not be read: ${error.message}`)
+      },
+    },
+  )
   const candidates: Candidate[] = []
   for (const file of files) {
     const c = statCandidate(file)
@@ -190,7 +211,14 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
   let endpoint: string | undefined
   try {
     if (!opts.dryRun && candidates.length > 0) {
-      const conn = await connect({ endpoint: opts.endpoint, env: io.env })
+      const conn = await connect({ endpoint: opts.endpoint, env: io.env }).catch((err: unknown) => {
+        if (opts.json && err instanceof ExitError) {
+          summary.ok = false
+          summary.error = err.message
+          io.stdout.write(`${JSON.stringify(summary)}\n`)
+        }
+        throw err
+      })
       // With --json, stdout is the summary alone; the runner reads commands on stderr too.
       ;(opts.json ? io.stderr : io.stdout).write(maskLines(io.env, conn.secrets))
       endpoint = conn.endpoint
@@ -225,9 +253,15 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     const sessionsSeen = new Set<string>()
     const unreadable: string[] = []
     const fileSessions = new Map<string, string[]>()
+    // Candidates the uploader never got because a batch had failed by then.
+    let notReached = 0
+    let stoppedAt: string | undefined
 
-    for (const c of candidates) {
-      if (uploader?.failure !== undefined) break
+    for (const [i, c] of candidates.entries()) {
+      if (uploader?.failure !== undefined) {
+        notReached = candidates.length - i
+        break
+      }
       filesDone++
       bytesDone += c.size
       update()
@@ -285,8 +319,13 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
         log(`${e.path}${e.line !== undefined ? `:${e.line + 1}` : ''}: ${e.message}`)
       }
       if (!uploader) continue
-      const pending = toPending(c, plan)
-      await uploader.add(pending)
+      // A batch may have failed while this file was read: `add` would drop it unseen.
+      if (uploader.failure !== undefined) {
+        notReached = candidates.length - i
+        stoppedAt = file.path
+        break
+      }
+      await uploader.add(toPending(c, plan))
     }
 
     let failedFiles: PendingFile[] = []
@@ -308,12 +347,17 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     if (failure !== undefined) {
       // Files never reached after the failure count as failed too.
       const attempted = new Set(failedFiles.map((f) => f.identity.path))
-      const notReached = Math.max(0, candidates.length - filesDone)
       const failedSessions = new Set(
-        failedFiles.flatMap((f) => fileSessions.get(f.identity.path) ?? []),
+        [...attempted, ...(stoppedAt === undefined ? [] : [stoppedAt])].flatMap(
+          (path) => fileSessions.get(path) ?? [],
+        ),
       )
       summary.ok = false
-      summary.failed = { files: attempted.size + notReached, sessions: failedSessions.size }
+      summary.failed = {
+        files: attempted.size + notReached,
+        sessions: failedSessions.size,
+        dirs: unreadableDirs.length,
+      }
       const { message, hint } = describeUploadError(failure, endpoint)
       summary.error = message
       if (opts.json) io.stdout.write(`${JSON.stringify(summary)}\n`)
@@ -338,17 +382,8 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
       }
     }
 
-    if (summary.found.files === 0 && !opts.allowEmpty) {
-      summary.ok = false
-      summary.error = 'no session files found'
-      if (opts.json) io.stdout.write(`${JSON.stringify(summary)}\n`)
-      throw new ExitError(EXIT.nothingFound, nothingFoundMessage(opts, summary, roots, repoRoot), {
-        hint: 'Pass --allow-empty if finding nothing is fine here.',
-      })
-    }
-
-    // The CI step is the assertion: records the server refused, or files that could not
-    // be read, fail the run (after the summary), though the checkpoint moved past them.
+    // The CI step is the assertion: records the server refused, or files and directories
+    // that could not be read, fail the run (after the summary), the rest being uploaded.
     const problems: string[] = []
     if (summary.upload.rejected > 0) {
       problems.push(`${summary.upload.rejected} record(s) rejected by the server (listed above)`)
@@ -357,15 +392,34 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
       problems.push(`${unreadable.length} session file(s) could not be read (listed above)`)
       summary.failed.files += unreadable.length
     }
-    if (problems.length > 0) summary.ok = false
+    if (unreadableDirs.length > 0) {
+      const dirs = unreadableDirs.length === 1 ? 'directory' : 'directories'
+      problems.push(`${unreadableDirs.length} ${dirs} could not be read (listed above)`)
+      summary.failed.dirs = unreadableDirs.length
+    }
+
+    // Nothing found is exit 3 only when nothing was missed: unreadable sessions are exit 1.
+    if (summary.found.files === 0 && !opts.allowEmpty && problems.length === 0) {
+      summary.ok = false
+      summary.error = 'no session files found'
+      if (opts.json) io.stdout.write(`${JSON.stringify(summary)}\n`)
+      throw new ExitError(EXIT.nothingFound, nothingFoundMessage(opts, summary, roots, repoRoot), {
+        hint: 'Pass --allow-empty if finding nothing is fine here.',
+      })
+    }
+
+    if (problems.length > 0) {
+      summary.ok = false
+      summary.error = `import incomplete: ${problems.join('; ')}`
+    }
     if (opts.json) {
       io.stdout.write(`${JSON.stringify(summary)}\n`)
     } else {
       for (const line of humanLines(summary, opts)) io.stdout.write(`${line}\n`)
     }
-    if (problems.length > 0) {
-      throw new ExitError(EXIT.failed, `import incomplete: ${problems.join('; ')}`, {
-        hint: 'Everything else was uploaded; fix or remove those records and files, then re-run.',
+    if (summary.error !== undefined) {
+      throw new ExitError(EXIT.failed, summary.error, {
+        hint: problemsHint(opts, summary, store?.path ?? join(opts.stateDir, CHECKPOINT_DB)),
       })
     }
     return EXIT.ok
@@ -373,6 +427,21 @@ export async function runImport(opts: ImportOptions, io: CliIo): Promise<number>
     progress.done()
     store?.close()
   }
+}
+
+/** What happens to what the run could not upload, and what to do about it. */
+function problemsHint(opts: ImportOptions, summary: ImportSummary, storePath: string): string {
+  const parts = [opts.dryRun ? 'Dry run: nothing was uploaded.' : 'Everything else was uploaded.']
+  if (summary.upload.rejected > 0) {
+    // DESIGN.md "Batch upload": the checkpoint moves past a rejected item.
+    parts.push(
+      `Rejected records are not sent again (the checkpoint moved past them; the lines stay on disk): they are listed above and in the rejected table of ${storePath}.`,
+    )
+  }
+  if (summary.failed.files > 0 || summary.failed.dirs > 0) {
+    parts.push('Unreadable files and directories are tried again by the next run.')
+  }
+  return parts.join(' ')
 }
 
 function nothingFoundMessage(
@@ -387,6 +456,11 @@ function nothingFoundMessage(
   ]
   if (summary.skipped.olderThanSince > 0) {
     parts.push(`${summary.skipped.olderThanSince} older than --since`)
+  }
+  if (summary.skipped.incomplete > 0) {
+    parts.push(
+      `${summary.skipped.incomplete} skipped as not written yet (empty, or no complete first line)`,
+    )
   }
   if (repoRoot !== undefined) {
     parts.push(
@@ -413,7 +487,7 @@ function humanLines(s: ImportSummary, opts: ImportOptions): string[] {
   } else if (s.upload.events === 0 && s.upload.batches === 0) {
     head =
       s.found.files === 0
-        ? 'hivemind import: no session files found; nothing to upload (--allow-empty)'
+        ? `hivemind import: no session files found; nothing to upload${opts.allowEmpty ? ' (--allow-empty)' : ''}`
         : `hivemind import: ${found}; all already uploaded, nothing new to send`
   } else {
     const u = s.upload

@@ -431,7 +431,15 @@ export class Daemon {
         this.#opts.watchPaths,
         this.#opts.home,
       )
-      files = await discoverSessionFiles(this.#sources)
+      files = await discoverSessionFiles(this.#sources, {
+        // Every full pass meets it again: logged once, like an unreadable file.
+        onUnreadable: (path, error) => {
+          const key = `${path}:${error.code ?? error.message}`
+          if (this.#unreadableLogged.has(key)) return
+          this.#unreadableLogged.add(key)
+          this.#log.warn({ path, error: error.message }, 'directory could not be read')
+        },
+      })
       this.#index = new Map(files.map((f) => [f.path, f]))
       this.#filesWatched = files.length
       this.#syncWatchers(files.map((f) => dirname(f.path)))

@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CheckpointStore, type FileIdentity } from './checkpoint-store.js'
+import { ExitError } from '../errors.js'
+import { CHECKPOINT_DB, CheckpointStore, type FileIdentity } from './checkpoint-store.js'
 
 describe(CheckpointStore.name, () => {
   let dir: string
@@ -87,5 +88,57 @@ describe(CheckpointStore.name, () => {
     expect(() => ro?.recordRejected({ path: 'p', error: 'e' })).toThrow(/readonly/i)
     ro?.close()
     expect(CheckpointStore.openReadOnly(join(dir, 'nothing-here'))).toBeUndefined()
+  })
+
+  describe('a state dir it cannot use: an ExitError (exit 1) naming the path, never a bug', () => {
+    const failure = (fn: () => unknown): ExitError => {
+      try {
+        fn()
+      } catch (err) {
+        if (err instanceof ExitError) return err
+        throw err
+      }
+      throw new Error('did not throw')
+    }
+
+    it('a regular file, or a path under one', async () => {
+      const file = join(dir, 'file')
+      await writeFile(file, '')
+      expect(failure(() => CheckpointStore.open(file))).toMatchObject({
+        exitCode: 1,
+        message: `cannot use the state dir ${file}: not a directory`,
+        hint: 'Point --state-dir or HIVEMIND_STATE_DIR at a writable directory.',
+      })
+      expect(failure(() => CheckpointStore.open(join(file, 'sub'))).message).toBe(
+        `cannot use the state dir ${join(file, 'sub')}: a parent of it is not a directory`,
+      )
+    })
+
+    it('a damaged store, read-write or read-only', async () => {
+      const bad = join(dir, 'bad')
+      await mkdir(bad)
+      await writeFile(join(bad, CHECKPOINT_DB), 'this is not a database, just text in its place')
+      for (const open of [
+        (d: string) => CheckpointStore.open(d),
+        (d: string) => CheckpointStore.openReadOnly(d),
+      ]) {
+        const err = failure(() => open(bad))
+        expect(err.exitCode).toBe(1)
+        expect(err.message).toBe(
+          `cannot use the checkpoint store ${join(bad, CHECKPOINT_DB)}: file is not a database`,
+        )
+        expect(err.hint).toMatch(/--state-dir or HIVEMIND_STATE_DIR.*move a damaged/)
+      }
+    })
+
+    it('an empty store has no checkpoints: read-only finds none, read-write sets it up', async () => {
+      const empty = join(dir, 'empty')
+      await mkdir(empty)
+      await writeFile(join(empty, CHECKPOINT_DB), '')
+      expect(CheckpointStore.openReadOnly(empty)).toBeUndefined()
+      const rw = CheckpointStore.open(empty)
+      expect(rw.all()).toEqual([])
+      rw.close()
+    })
   })
 })

@@ -2,6 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { AgentId } from '@hivemind/sdk/schemas'
+import { STATE_DIR_ENV } from '../daemon/state-dir.js'
+import { EXIT, ExitError } from '../errors.js'
 
 /** File name of the checkpoint database inside the state dir. */
 export const CHECKPOINT_DB = 'checkpoints.sqlite'
@@ -79,22 +81,52 @@ export class CheckpointStore {
     this.#byFp = db.prepare('SELECT * FROM files WHERE file_fp = ? ORDER BY last_seen DESC')
   }
 
-  /** Opens (creating it and the state dir if needed) `<stateDir>/checkpoints.sqlite`. */
+  /**
+   * Opens (creating it and the state dir if needed) `<stateDir>/checkpoints.sqlite`; a
+   * state dir that is not a writable directory, or a damaged store, is an
+   * {@link ExitError} naming the path.
+   */
   static open(stateDir: string): CheckpointStore {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
     const path = join(stateDir, CHECKPOINT_DB)
-    const db = new DatabaseSync(path, { timeout: 10_000 })
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;')
-    migrate(db)
-    return new CheckpointStore(path, db)
+    try {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw storeError('state dir', stateDir, err)
+    }
+    let db: DatabaseSync | undefined
+    try {
+      db = new DatabaseSync(path, { timeout: 10_000 })
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;')
+      migrate(db)
+      return new CheckpointStore(path, db)
+    } catch (err) {
+      if (db?.isOpen) db.close()
+      throw storeError('checkpoint store', path, err)
+    }
   }
 
-  /** Opens an existing store read-only (`--dry-run`); `undefined` when there is none. */
+  /**
+   * Opens an existing store read-only (`--dry-run`); `undefined` when there is none, or
+   * when it holds no checkpoints yet (empty: a writing run would set it up).
+   */
   static openReadOnly(stateDir: string): CheckpointStore | undefined {
     const path = join(stateDir, CHECKPOINT_DB)
     if (!existsSync(path)) return undefined
-    const db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 })
-    return new CheckpointStore(path, db)
+    let db: DatabaseSync | undefined
+    try {
+      db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 })
+      const schema = db
+        .prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'files'")
+        .get() as { n: number }
+      if (schema.n === 0) {
+        db.close()
+        return undefined
+      }
+      return new CheckpointStore(path, db)
+    } catch (err) {
+      if (db?.isOpen) db.close()
+      throw storeError('checkpoint store', path, err)
+    }
   }
 
   /**
@@ -208,6 +240,24 @@ export class CheckpointStore {
   close(): void {
     if (this.#db.isOpen) this.#db.close()
   }
+}
+
+/** Why the store cannot be used, as the one line the CLI prints (exit 1). */
+function storeError(what: string, path: string, err: unknown): ExitError {
+  const e = err as NodeJS.ErrnoException
+  const reason =
+    e.code === 'EEXIST'
+      ? 'not a directory'
+      : e.code === 'ENOTDIR'
+        ? 'a parent of it is not a directory'
+        : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS'
+          ? 'permission denied'
+          : // SQLite says it in a few words: "file is not a database", "database is locked".
+            (e.message ?? String(err)).split('\n')[0]
+  return new ExitError(EXIT.failed, `cannot use the ${what} ${path}: ${reason}`, {
+    cause: err,
+    hint: `Point --state-dir or ${STATE_DIR_ENV} at a writable directory${what === 'state dir' ? '' : `, or move a damaged ${CHECKPOINT_DB} aside (the server keeps what it already has only once)`}.`,
+  })
 }
 
 function fromRow(r: Row): FileCheckpoint {

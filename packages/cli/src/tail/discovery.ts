@@ -1,6 +1,7 @@
 import { statSync, type BigIntStats } from 'node:fs'
 import { basename } from 'node:path'
 import type { AgentId } from '@hivemind/sdk/schemas'
+import { reportingUnreadable, type UnreadableSink } from '../adapters/files.js'
 import { ADAPTERS } from '../adapters/index.js'
 import type { SessionFile } from '../adapters/types.js'
 import { sniffAgent } from './sniff.js'
@@ -18,6 +19,14 @@ export interface Candidate {
   mtimeMs: number
   dev: string
   ino: string
+}
+
+export interface DiscoveryOptions {
+  /**
+   * Told once per directory (or linked entry) that exists but could not be read: the
+   * session files in it are missing from the result.
+   */
+  onUnreadable?: UnreadableSink | undefined
 }
 
 /** Order in which overlapping roots are claimed: specific layouts first. */
@@ -39,12 +48,21 @@ const CLAIM_ORDER: readonly AgentId[] = [
  */
 export async function discoverSessionFiles(
   sources: readonly AgentSource[],
+  options: DiscoveryOptions = {},
 ): Promise<SessionFile[]> {
   const claimed = new Map<string, SessionFile>()
   const contested = new Map<string, SessionFile[]>()
+  // Several agents may search the same directory (`--path`): name it once.
+  const reported = new Set<string>()
+  const sink: UnreadableSink = (path, error) => {
+    if (reported.has(path)) return
+    reported.add(path)
+    options.onUnreadable?.(path, error)
+  }
   for (const { agent, roots } of sources) {
     if (roots.length === 0) continue
-    for (const file of await ADAPTERS[agent].discover(roots)) {
+    const found = await reportingUnreadable(sink, () => ADAPTERS[agent].discover(roots))
+    for (const file of found) {
       const prev = claimed.get(file.path)
       if (prev) contested.set(file.path, [...(contested.get(file.path) ?? [prev]), file])
       if (!prev || claimsBefore(file, prev)) claimed.set(file.path, file)
