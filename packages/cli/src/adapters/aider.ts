@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { open, readFile, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { sha256Hex } from './jsonl.js'
 import { ParseSink, usageOf, type SessionBuilder } from './normalize.js'
 import { walk } from './files.js'
@@ -10,7 +10,7 @@ export const ENV_AIDER_CHAT_HISTORY_FILE = 'AIDER_CHAT_HISTORY_FILE'
 const RUN_HEADER = /^# aider chat started at (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\s*$/
 
 /**
- * aider: `.aider.chat.history.md` at the git root (or `AIDER_CHAT_HISTORY_FILE`).
+ * aider: `.aider.chat.history.md` at the git root, or the file `AIDER_CHAT_HISTORY_FILE` names.
  *
  * - Markdown, append-only. Each `# aider chat started at …` run is one session, named
  *   `<file_fp[:16]>-<byte offset of the run header>` (aider has no session ids; `file_fp`
@@ -27,14 +27,21 @@ export const aiderAdapter: AgentAdapter = {
   id: 'aider',
 
   defaultRoots(env: AdapterEnv = process.env) {
-    // aider writes into each repository; the current directory is the natural root.
+    // aider writes into each repository; the current directory is the natural root. A
+    // history file named by the env var is a root of its own: its name can be anything.
     const file = env[ENV_AIDER_CHAT_HISTORY_FILE]
-    return [file ? dirname(file) : process.cwd()]
+    return [file ? resolve(file) : process.cwd()]
   },
 
   async discover(roots) {
     const files: SessionFile[] = []
     for (const root of roots) {
+      // A root that is a history file (`AIDER_CHAT_HISTORY_FILE`, `--path`) is taken
+      // whatever its name.
+      if (await isHistoryFile(root)) {
+        files.push({ agent: 'aider', path: root, root })
+        continue
+      }
       const paths = await walk(root, (_p, name) => name === '.aider.chat.history.md', {
         skipDirs: new Set(['node_modules', '.git', '.venv', 'venv']),
         maxDepth: 4,
@@ -181,6 +188,31 @@ async function parseAider(file: SessionFile, options: ParseOptions = {}): Promis
   }
   flush()
   return sink.result(end)
+}
+
+/**
+ * True for a file that begins like a chat history (a run header first), whatever its
+ * name: `--path` hands every adapter the same roots, and a Claude `.jsonl` named there
+ * must not be read as aider's.
+ */
+async function isHistoryFile(path: string): Promise<boolean> {
+  let fh
+  try {
+    if (!(await stat(path)).isFile()) return false
+    fh = await open(path, 'r')
+    const buf = Buffer.alloc(4096)
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+    const first = buf
+      .subarray(0, bytesRead)
+      .toString('utf8')
+      .split('\n')
+      .find((l) => l.trim() !== '')
+    return first !== undefined && RUN_HEADER.test(first.trimEnd())
+  } catch {
+    return false
+  } finally {
+    await fh?.close()
+  }
 }
 
 function amount(s: string | undefined): number {

@@ -13,7 +13,10 @@ import {
   tokenSum,
   useTmp,
 } from '../../test/helpers.ts'
+import { RAW_TRUNCATION_MARKER } from '@hivemind/sdk/schemas'
 import { claudeCodeAdapter as claude } from './claude-code.ts'
+import { sha256Hex } from './jsonl.ts'
+import { FIELD_MAX_BYTES } from './normalize.ts'
 
 const SID = '11111111-2222-4333-8444-555555555555'
 
@@ -146,6 +149,7 @@ describe('claudeCodeAdapter (fixtures)', () => {
   it('caps a 10 MB line with a marker and hash and parses on', async () => {
     const d = await tmp()
     const path = join(d, `${SID}.jsonl`)
+    const output = 'z'.repeat(10 * 1024 * 1024)
     const big = JSON.stringify({
       type: 'user',
       sessionId: SID,
@@ -153,7 +157,7 @@ describe('claudeCodeAdapter (fixtures)', () => {
       timestamp: '2026-01-02T10:00:00.000Z',
       message: {
         role: 'user',
-        content: [{ type: 'tool_result', tool_use_id: 't', content: 'z'.repeat(10 * 1024 * 1024) }],
+        content: [{ type: 'tool_result', tool_use_id: 't', content: output }],
       },
     })
     await writeFile(
@@ -166,6 +170,120 @@ describe('claudeCodeAdapter (fixtures)', () => {
     expect(e.kind).toBe('tool_result')
     expect(e.raw_oversize?.bytes).toBe(big.length)
     expect(e.raw).toContain('hivemind:truncated')
+    // The tool output is capped too: one event can never outgrow an upload body.
+    expect(Buffer.byteLength(JSON.stringify(e))).toBeLessThan(2 * FIELD_MAX_BYTES)
+    expect(e.tool?.output).toEqual(expect.stringMatching(/^z+…\[hivemind:truncated /))
+    expect(e.tool?.output).toContain(
+      `${RAW_TRUNCATION_MARKER}${output.length} bytes sha256=${sha256Hex(output)}]`,
+    )
+  })
+
+  it('caps huge text and tool input the same way', async () => {
+    const d = await tmp()
+    const path = join(d, `${SID}.jsonl`)
+    // Quotes and newlines double in JSON: the cap counts the escaped size.
+    const text = '"\n'.repeat(2 * 1024 * 1024)
+    const input = { file_path: '/tmp/x', content: 'é'.repeat(3 * 1024 * 1024) }
+    const line = {
+      type: 'assistant',
+      sessionId: SID,
+      uuid: 'big-a',
+      timestamp: '2026-01-02T10:00:00.000Z',
+      message: {
+        id: 'msg_big',
+        role: 'assistant',
+        model: 'claude-sonnet-4-6',
+        content: [
+          { type: 'text', text },
+          { type: 'tool_use', id: 'toolu_big', name: 'Write', input },
+        ],
+      },
+    }
+    await writeFile(path, `${JSON.stringify(line)}\n`)
+    const r = await claude.parse(fileOf(claude, path, d))
+    expectWellFormed(r)
+    const [msg, call] = r.events
+    expect(Buffer.byteLength(JSON.stringify(msg.text))).toBeLessThanOrEqual(FIELD_MAX_BYTES)
+    expect(msg.text).toContain(`${Buffer.byteLength(text)} bytes sha256=${sha256Hex(text)}]`)
+    expect(Buffer.byteLength(JSON.stringify(call.tool?.input))).toBeLessThanOrEqual(FIELD_MAX_BYTES)
+    const json = JSON.stringify(input)
+    expect(call.tool?.input).toEqual(expect.stringMatching(/^\{"file_path":"\/tmp\/x"/))
+    expect(call.tool?.input).toContain(
+      `${Buffer.byteLength(json)} bytes sha256=${sha256Hex(json)}]`,
+    )
+  })
+
+  it('an API error written as an assistant message (isApiErrorMessage) is an error event', async () => {
+    const d = await tmp()
+    const path = join(d, `${SID}.jsonl`)
+    // Shape of a real v2.1.111 line (claude-desktop, prompt too long), trimmed.
+    const lines = [
+      {
+        parentUuid: null,
+        isSidechain: false,
+        type: 'user',
+        message: { role: 'user', content: 'summarise the vault' },
+        uuid: 'e-1',
+        timestamp: '2026-04-19T15:27:28.000Z',
+        sessionId: SID,
+        cwd: '/tmp/proj',
+        version: '2.1.111',
+      },
+      {
+        parentUuid: 'e-1',
+        isSidechain: false,
+        type: 'assistant',
+        uuid: 'e-2',
+        timestamp: '2026-04-19T15:27:29.514Z',
+        message: {
+          id: 'ea4ee34e-7143-4f41-83f4-707226a1a72c',
+          model: '<synthetic>',
+          role: 'assistant',
+          stop_reason: 'stop_sequence',
+          type: 'message',
+          usage: { input_tokens: 0, output_tokens: 0 },
+          content: [{ type: 'text', text: 'Prompt is too long' }],
+        },
+        error: 'invalid_request',
+        isApiErrorMessage: true,
+        apiErrorStatus: 400,
+        sessionId: SID,
+        cwd: '/tmp/proj',
+        version: '2.1.111',
+      },
+    ]
+    await writeFile(path, lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+    const r = await claude.parse(fileOf(claude, path, d))
+    expectWellFormed(r)
+    expect(r.events.find((e) => e.native_type === 'assistant')).toMatchObject({
+      kind: 'error',
+      text: 'Prompt is too long',
+    })
+    expect(kinds(r)).toEqual({ user_message: 1, error: 1, usage: 1 })
+    // The synthetic model is not the session's model.
+    expect(r.sessions[0].model).toBeNull()
+  })
+
+  it('a custom title (user rename) beats the AI title, whichever comes first', async () => {
+    const d = await tmp()
+    const custom = { type: 'custom-title', customTitle: 'My rename', sessionId: SID }
+    const ai = { type: 'ai-title', aiTitle: 'Fix the build pipeline', sessionId: SID }
+    for (const order of [
+      [ai, custom],
+      [custom, ai],
+    ]) {
+      const path = join(d, `${SID}.jsonl`)
+      await writeFile(path, order.map((l) => `${JSON.stringify(l)}\n`).join(''))
+      const r = await claude.parse(fileOf(claude, path, d))
+      expectWellFormed(r)
+      expect(kinds(r)).toEqual({ title: 2 })
+      expect(r.sessions[0].title).toBe('My rename')
+    }
+    const path = join(d, `${SID}.jsonl`)
+    await writeFile(path, `${JSON.stringify(ai)}\n`)
+    expect((await claude.parse(fileOf(claude, path, d))).sessions[0].title).toBe(
+      'Fix the build pipeline',
+    )
   })
 })
 

@@ -1,7 +1,16 @@
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { scanJsonl } from './jsonl.js'
-import { ParseSink, isRecord, num, str, titleFrom, toIso, usageOf } from './normalize.js'
+import { scanJsonl, scanLines } from './jsonl.js'
+import {
+  ParseSink,
+  isRecord,
+  num,
+  str,
+  titleFrom,
+  toIso,
+  usageIsZero,
+  usageOf,
+} from './normalize.js'
 import { homeOf, isDir, walk } from './files.js'
 import type { AdapterEnv, AgentAdapter, ParseOptions, ParseResult, SessionFile } from './types.js'
 
@@ -12,8 +21,9 @@ export const ENV_COPILOT_HOME = 'COPILOT_HOME'
  * (and the legacy flat `session-state/<id>.jsonl`).
  *
  * - Key `e:<id>`; a resume appends to the same file (several `session.shutdown`s).
- * - Usage comes only from `session.shutdown` `modelMetrics` (one event per model per
- *   shutdown, each covering its process's run); per-message counts are not persisted.
+ * - Usage comes only from `session.shutdown` `modelMetrics` (per-call `assistant.usage`
+ *   is ephemeral, never written): one event per model per shutdown, for what that run
+ *   used. See {@link shutdownUsage} for how runs are told apart.
  * - Tool calls come from `tool.execution_start`/`_complete` (the `toolRequests` of
  *   `assistant.message` announce the same calls and are not repeated).
  * - cwd/branch from `session.start` context, else `workspace.yaml`; title from
@@ -49,17 +59,97 @@ export const copilotAdapter: AgentAdapter = {
   },
 }
 
+/** One model's counters in a `session.shutdown` `modelMetrics`. */
+interface ModelCounters {
+  input: number
+  output: number
+  cacheRead: number
+  cacheWrite: number
+  reasoning: number
+}
+
+type Metrics = Map<string, ModelCounters>
+
+function metricsOf(data: Record<string, unknown>): Metrics {
+  const out: Metrics = new Map()
+  const metrics = isRecord(data.modelMetrics) ? data.modelMetrics : {}
+  for (const [model, m] of Object.entries(metrics)) {
+    const u = isRecord(m) && isRecord(m.usage) ? m.usage : {}
+    out.set(model, {
+      input: num(u.inputTokens),
+      output: num(u.outputTokens),
+      cacheRead: num(u.cacheReadTokens),
+      cacheWrite: num(u.cacheWriteTokens),
+      reasoning: num(u.reasoningTokens),
+    })
+  }
+  return out
+}
+
+const COUNTERS = ['input', 'output', 'cacheRead', 'cacheWrite', 'reasoning'] as const
+
+/**
+ * What the run ending at a shutdown used, per model. Copilot CLI releases disagree:
+ * older ones restarted `modelMetrics` from zero on every resume (github/copilot-cli#524,
+ * #1628), newer ones (from about April 2026, #1394) restore the session's totals, so each
+ * shutdown is cumulative (`sessionStartTime` is the session's start, not the run's).
+ * Summing would double count the newer files, so a shutdown that still has every model of
+ * the previous one with no counter lower is taken as cumulative and its difference is
+ * the run's use; anything else is a restart. A restarted run that used at least as much
+ * of the same models as the one before is undercounted: there is no way to tell.
+ */
+function shutdownUsage(prev: Metrics | undefined, cur: Metrics): Metrics {
+  const cumulative =
+    prev !== undefined &&
+    [...prev].every(([model, p]) => {
+      const c = cur.get(model)
+      return c !== undefined && COUNTERS.every((k) => c[k] >= p[k])
+    })
+  if (!cumulative) return cur
+  const out: Metrics = new Map()
+  for (const [model, c] of cur) {
+    const p = prev.get(model)
+    out.set(model, {
+      input: c.input - (p?.input ?? 0),
+      output: c.output - (p?.output ?? 0),
+      cacheRead: c.cacheRead - (p?.cacheRead ?? 0),
+      cacheWrite: c.cacheWrite - (p?.cacheWrite ?? 0),
+      reasoning: c.reasoning - (p?.reasoning ?? 0),
+    })
+  }
+  return out
+}
+
+/** The metrics of the last `session.shutdown` that starts before `offset`, if any. */
+async function shutdownBefore(path: string, offset: number): Promise<Metrics | undefined> {
+  let last: Metrics | undefined
+  await scanLines(path, {}, (line) => {
+    if (line.offset >= offset || !line.text.includes('"session.shutdown"')) return
+    try {
+      const o = JSON.parse(line.text) as unknown
+      if (isRecord(o) && o.type === 'session.shutdown') {
+        last = metricsOf(isRecord(o.data) ? o.data : {})
+      }
+    } catch {
+      // a malformed line was reported when it was read
+    }
+  })
+  return last
+}
+
 async function parseCopilot(file: SessionFile, options: ParseOptions = {}): Promise<ParseResult> {
   const sink = new ParseSink('copilot', file.path)
   const dir = dirname(file.path)
+  const from = options.fromOffset ?? 0
   const fallbackId =
     basename(file.path) === 'events.jsonl'
       ? basename(dir)
       : basename(file.path).replace(/\.jsonl$/, '')
   const lines: Parameters<Parameters<typeof scanJsonl>[2]>[0][] = []
-  const { nextOffset } = await scanJsonl(file.path, { fromOffset: options.fromOffset ?? 0 }, (l) =>
-    lines.push(l),
-  )
+  const { nextOffset } = await scanJsonl(file.path, { fromOffset: from }, (l) => lines.push(l))
+  // A shutdown's usage is relative to the one before it, which may lie before this read.
+  const hasShutdown = lines.some((l) => isRecord(l.value) && l.value.type === 'session.shutdown')
+  let prevShutdown = from > 0 && hasShutdown ? await shutdownBefore(file.path, from) : undefined
   const sid =
     lines
       .map((l) =>
@@ -117,27 +207,38 @@ async function parseCopilot(file: SessionFile, options: ParseOptions = {}): Prom
         break
       case 'session.compaction_start':
       case 'session.compaction_complete':
-        sink.add({ ...base, kind: 'compaction', text: str(d.summary) })
+        sink.add({
+          ...base,
+          kind: 'compaction',
+          text: str(d.summaryContent) ?? str(d.summary) ?? str(d.error),
+        })
         break
       case 'session.shutdown': {
         sink.add({ ...base, kind: 'system' })
-        const metrics = isRecord(d.modelMetrics) ? d.modelMetrics : {}
-        for (const [model, m] of Object.entries(metrics)) {
-          const u = isRecord(m) && isRecord(m.usage) ? m.usage : {}
+        const metrics = metricsOf(d)
+        for (const [model, c] of shutdownUsage(prevShutdown, metrics)) {
+          // `inputTokens` is taken as the whole prompt, cache reads and writes included: the
+          // schema only says "input tokens consumed", but readers that checked it against
+          // the per-type `tokenDetails` found it gross. One below the cache counts is net.
+          const cached = c.cacheRead + c.cacheWrite
+          const usage = usageOf({
+            input_tokens: c.input >= cached ? c.input - cached : c.input,
+            output_tokens: c.output,
+            cache_read: c.cacheRead,
+            cache_write: c.cacheWrite,
+            reasoning: c.reasoning,
+          })
+          if (usageIsZero(usage)) continue
           sink.add({
             ...base,
             nativeKey: `${nativeKey}#usage:${model}`,
             kind: 'usage',
             model,
             raw: undefined,
-            usage: usageOf({
-              input_tokens: num(u.inputTokens),
-              output_tokens: num(u.outputTokens),
-              cache_read: num(u.cacheReadTokens),
-              cache_write: num(u.cacheWriteTokens),
-            }),
+            usage,
           })
         }
+        prevShutdown = metrics
         break
       }
       case 'user.message':

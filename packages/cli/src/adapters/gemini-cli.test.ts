@@ -118,6 +118,98 @@ describe('geminiCliAdapter (fixtures)', () => {
     expect(m1.rev).toBeGreaterThan(oldRev.get(m1.event_key)!)
   })
 
+  it('$rewindTo after a $set.messages checkpoint tombstones that message and the later ones', async () => {
+    const dir = join(await tmp(), 'tmp/abc/chats')
+    await mkdir(dir, { recursive: true })
+    const path = join(dir, 'session-2026-03-01T10-00-ccccdddd.jsonl')
+    const msg = (id: string, type: string, content: string, s: string) => ({
+      id,
+      timestamp: `2026-03-01T10:00:${s}.000Z`,
+      type,
+      content,
+    })
+    const m1 = msg('m1', 'user', 'first', '01')
+    const m2 = msg('m2', 'gemini', 'second', '02')
+    const m3 = msg('m3', 'user', 'third', '03')
+    const lines = [
+      {
+        sessionId: 'ccccdddd-0000-4000-8000-000000000016',
+        projectHash: 'abc',
+        startTime: '2026-03-01T10:00:00.000Z',
+        lastUpdated: '2026-03-01T10:00:00.000Z',
+        kind: 'main',
+      },
+      m1,
+      m2,
+      m3,
+      // Gemini writes the whole list after compression or a rolled-back turn.
+      { $set: { messages: [m1, m2, m3], lastUpdated: '2026-03-01T10:00:04.000Z' } },
+      { $rewindTo: 'm2' },
+    ]
+    await writeFile(path, lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+    const r = await gemini.parse(fileOf(gemini, path))
+    expectWellFormed(r)
+    const dead = r.events.filter((e) => e.tombstone)
+    expect(dead.map((e) => e.kind).sort()).toEqual(['assistant_message', 'user_message'])
+    expect(dead.every((e) => e.rev === Date.parse('2026-03-01T10:00:00.000Z') + 5)).toBe(true)
+    expect(r.events.filter((e) => !e.tombstone).map((e) => e.text)).toEqual(['first'])
+  })
+
+  it('names a subagent session by its parent and short id, so equal short ids stay apart', async () => {
+    const d = await tmp()
+    const parents = ['11111111-aaaa-4000-8000-000000000001', '22222222-bbbb-4000-8000-000000000002']
+    const results = []
+    for (const parent of parents) {
+      const dir = join(d, 'tmp/proj/chats', parent)
+      await mkdir(dir, { recursive: true })
+      const path = join(dir, 'ab12cd.jsonl')
+      const lines = [
+        {
+          sessionId: 'ab12cd',
+          projectHash: 'other-hash',
+          startTime: '2026-03-01T10:00:00.000Z',
+          lastUpdated: '2026-03-01T10:00:00.000Z',
+          kind: 'subagent',
+          directories: ['/tmp/proj'],
+        },
+        { id: 's1', timestamp: '2026-03-01T10:00:01.000Z', type: 'user', content: 'look around' },
+      ]
+      await writeFile(path, lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+      results.push(await gemini.parse(fileOf(gemini, path, d)))
+    }
+    for (const [i, r] of results.entries()) {
+      expectWellFormed(r)
+      expect(r.sessions[0]).toMatchObject({
+        source_session_id: `${parents[i]}/ab12cd`,
+        parent_source_session_id: parents[i],
+        relation: 'subagent',
+      })
+      expect(r.events.every((e) => e.session_key === r.sessions[0].session_key)).toBe(true)
+    }
+    expect(results[0].sessions[0].session_key).not.toBe(results[1].sessions[0].session_key)
+
+    // Legacy `.json` subagent chats are named the same way.
+    const legacyDir = join(d, 'tmp/proj/chats', parents[0])
+    const legacy = join(legacyDir, 'ef34gh.json')
+    await writeFile(
+      legacy,
+      JSON.stringify({
+        sessionId: 'ef34gh',
+        projectHash: 'other-hash',
+        startTime: '2026-03-01T10:00:00.000Z',
+        lastUpdated: '2026-03-01T10:00:02.000Z',
+        kind: 'subagent',
+        messages: [],
+      }),
+    )
+    const fast = createGeminiCliAdapter({ quietMs: 0 })
+    const old = await fast.parse(fileOf(fast, legacy, d))
+    expect(old.sessions[0]).toMatchObject({
+      source_session_id: `${parents[0]}/ef34gh`,
+      parent_source_session_id: parents[0],
+    })
+  })
+
   it('a .jsonl of nothing but garbage still yields its error events, under a session named by the file', async () => {
     const dir = join(await tmp(), 'tmp', 'h', 'chats')
     await mkdir(dir, { recursive: true })

@@ -40,7 +40,8 @@ export interface GeminiAdapterOptions {
  * - One message yields several events keyed `m:<id>`, `m:<id>#thoughts`,
  *   `m:<id>#call:<callId>`, `m:<id>#result:<callId>`, `m:<id>#usage`.
  * - Subagents (`chats/<parentSessionId>/<shortId>.json(l)`) are sessions of their own
- *   with `relation: subagent`. cwd comes from `.project_root` or `projects.json`.
+ *   with `relation: subagent`, named `<parentSessionId>/<shortId>` (the 6-character short
+ *   id alone would collide). cwd comes from `.project_root` or `projects.json`.
  */
 export function createGeminiCliAdapter(opts: GeminiAdapterOptions = {}): AgentAdapter {
   return {
@@ -83,7 +84,8 @@ type Msg = Record<string, unknown>
 /** Final state of the events derived from messages, by native key. */
 class MessageState {
   readonly byKey = new Map<string, EventInput & { at: number }>()
-  readonly order: string[] = []
+  /** Ids of the live messages in conversation order (a re-appended id keeps its place). */
+  readonly order = new Set<string>()
   readonly keysOf = new Map<string, string[]>()
 
   constructor(private readonly sid: string) {}
@@ -91,7 +93,7 @@ class MessageState {
   put(m: Msg, rev: number, seq: number, at: number, session: SessionBuilder): void {
     const id = str(m.id)
     if (!id) return
-    if (!this.keysOf.has(id)) this.order.push(id)
+    this.order.add(id)
     const events = messageEvents(this.sid, m, rev, seq, session)
     this.keysOf.set(id, [
       ...new Set([...(this.keysOf.get(id) ?? []), ...events.map((e) => e.nativeKey)]),
@@ -99,16 +101,18 @@ class MessageState {
     for (const e of events) this.byKey.set(e.nativeKey, { ...e, at })
   }
 
+  /** `$rewindTo`: that message and every later one are gone. */
   rewind(id: string, rev: number, seq: number, at: number): void {
-    const i = this.order.indexOf(id)
-    if (i === -1) return
-    for (const gone of this.order.splice(i)) this.tombstone(gone, rev, seq, at)
+    if (!this.order.has(id)) return
+    const ids = [...this.order]
+    for (const gone of ids.slice(ids.indexOf(id))) this.tombstone(gone, rev, seq, at)
   }
 
+  /** `$set.messages`: the list is replaced, and later rewinds count in its order. */
   replaceAll(messages: Msg[], rev: number, seq: number, at: number, session: SessionBuilder): void {
     const keep = new Set(messages.map((m) => str(m.id)).filter(Boolean))
-    for (const id of this.order.filter((x) => !keep.has(x))) this.tombstone(id, rev, seq, at)
-    this.order.length = 0
+    for (const id of [...this.order].filter((x) => !keep.has(x))) this.tombstone(id, rev, seq, at)
+    this.order.clear()
     for (const m of messages) this.put(m, rev, seq, at, session)
   }
 
@@ -128,6 +132,7 @@ class MessageState {
       })
     }
     this.keysOf.delete(id)
+    this.order.delete(id)
   }
 }
 
@@ -239,17 +244,30 @@ function messageEvents(sid: string, m: Msg, rev: number, seq: number, session: S
   return out
 }
 
+/** The parent session id of a subagent chat, `chats/<parentSessionId>/<shortId>.json(l)`. */
+function subagentParent(filePath: string): string | undefined {
+  const dir = basename(dirname(filePath))
+  return dir !== 'chats' && basename(dirname(dirname(filePath))) === 'chats' ? dir : undefined
+}
+
+/**
+ * The source session id of a chat file. A subagent's own `sessionId` is a 6-character
+ * short id, far too small to be unique across parents and users, so it is qualified by
+ * its parent's: `<parentSessionId>/<shortId>`.
+ */
+function sessionIdOf(filePath: string, ownId: string): string {
+  const parent = subagentParent(filePath)
+  return parent === undefined ? ownId : `${parent}/${ownId}`
+}
+
 function applyMeta(session: SessionBuilder, meta: Msg, filePath: string): void {
   session.seen(toIso(meta.startTime))
   session.seen(toIso(meta.lastUpdated))
   if (str(meta.summary)) session.title = str(meta.summary)!
-  const parentDir = basename(dirname(filePath))
-  if (
-    meta.kind === 'subagent' ||
-    (parentDir !== 'chats' && basename(dirname(dirname(filePath))) === 'chats')
-  ) {
+  const parent = subagentParent(filePath)
+  if (meta.kind === 'subagent' || parent !== undefined) {
     session.relation = 'subagent'
-    if (parentDir !== 'chats') session.parentSourceSessionId = parentDir
+    if (parent !== undefined) session.parentSourceSessionId = parent
   }
 }
 
@@ -272,7 +290,7 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
       return
     }
     if (!sid) {
-      sid = str(o.sessionId) ?? basename(file.path).replace(/\.jsonl$/, '')
+      sid = sessionIdOf(file.path, str(o.sessionId) ?? basename(file.path).replace(/\.jsonl$/, ''))
       session = sink.session(sid)
       state = new MessageState(sid)
       if (str(o.sessionId)) {
@@ -309,7 +327,7 @@ async function parseJsonl(file: SessionFile, options: ParseOptions = {}): Promis
     if (pending.length === 0) return sink.result(from)
     // Nothing but malformed or unknown lines: still a session (named by the file), so
     // their error events reach the server instead of vanishing.
-    sid = basename(file.path).replace(/\.jsonl$/, '')
+    sid = sessionIdOf(file.path, basename(file.path).replace(/\.jsonl$/, ''))
     session = sink.session(sid)
     state = new MessageState(sid)
   }
@@ -374,7 +392,10 @@ async function parseLegacyJson(
     })
     return sink.result(options.fromOffset ?? 0)
   }
-  const sid = str(doc.sessionId) ?? basename(file.path).replace(/\.json$/, '')
+  const sid = sessionIdOf(
+    file.path,
+    str(doc.sessionId) ?? basename(file.path).replace(/\.json$/, ''),
+  )
   const session = sink.session(sid)
   applyMeta(session, doc, file.path)
   session.cwd = await projectRoot(file.path)

@@ -4,8 +4,8 @@ import { zstdCompressSync } from 'node:zlib'
 import { RAW_MAX_CHARS, RAW_TRUNCATION_MARKER } from '@hivemind/sdk/schemas'
 import { describe, expect, it } from 'vitest'
 import { useTmp } from '../../test/helpers.ts'
-import { fileFingerprint, scanJsonl, scanLines, type JsonLine } from './jsonl.ts'
-import { capRaw } from './normalize.ts'
+import { fileFingerprint, scanJsonl, scanLines, sha256Hex, type JsonLine } from './jsonl.ts'
+import { FIELD_MAX_BYTES, ParseSink, capRaw, capText, capToolValue } from './normalize.ts'
 
 describe(scanLines.name, () => {
   const tmp = useTmp()
@@ -33,6 +33,26 @@ describe(scanLines.name, () => {
       [1, true, true],
       [3, false, false],
     ])
+  })
+
+  it("names a malformed line's error by kind and position, never quoting the line", async () => {
+    const p = join(await tmp(), 'e.jsonl')
+    const secret = 'sk-live-0123456789abcdef'
+    await writeFile(p, `${secret}\n{"token":"${secret}\n{"a":1} ${secret}\n`)
+    const lines: JsonLine[] = []
+    await scanJsonl(p, {}, (l) => lines.push(l))
+    expect(lines.map((l) => l.problem)).toEqual([
+      'invalid JSON',
+      'unexpected end of input at character 34',
+      'data after the JSON value at character 8',
+    ])
+    const sink = new ParseSink('codex', p)
+    for (const l of lines) sink.badLine('s', 'main', l, `l:${l.index}`)
+    const r = sink.result(0)
+    for (const text of [...r.events.map((e) => e.text), ...r.errors.map((e) => e.message)]) {
+      expect(text).not.toContain('sk-')
+    }
+    expect(r.events[0]).toMatchObject({ kind: 'error', raw: secret })
   })
 
   it('reads invalid UTF-8 inside a line as U+FFFD, keeping the byte offsets exact', async () => {
@@ -82,6 +102,44 @@ describe(scanLines.name, () => {
     const p = join(await tmp(), 'd.jsonl')
     await writeFile(p, '{"a":')
     expect(await fileFingerprint(p)).toBeNull()
+  })
+})
+
+describe(capText.name, () => {
+  const jsonBytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v))
+
+  it('leaves what fits alone', () => {
+    expect(capText('small')).toBe('small')
+    const obj = { command: 'npm test' }
+    expect(capToolValue(obj)).toBe(obj)
+    expect(capToolValue(42)).toBe(42)
+  })
+
+  it('cuts by the size in JSON, with a marker giving the whole size and hash', () => {
+    // Control characters escape to six bytes each.
+    const text = `\u0001${'\u0001'.repeat(FIELD_MAX_BYTES)}`
+    const capped = capText(text)
+    expect(jsonBytes(capped)).toBeLessThanOrEqual(FIELD_MAX_BYTES)
+    const [head, marker] = capped.split(RAW_TRUNCATION_MARKER)
+    expect(head).toBe('\u0001'.repeat(head.length))
+    expect(marker).toMatch(/^\d+ bytes sha256=[0-9a-f]{64}\]$/)
+    expect(capped).toContain(`${Buffer.byteLength(text)} bytes sha256=${sha256Hex(text)}]`)
+  })
+
+  it('never splits a surrogate pair', () => {
+    const capped = capText('😀'.repeat(FIELD_MAX_BYTES))
+    expect(jsonBytes(capped)).toBeLessThanOrEqual(FIELD_MAX_BYTES)
+    expect(capped.split(RAW_TRUNCATION_MARKER)[0]).toMatch(/^(😀)+$/)
+  })
+
+  it("turns a huge tool value into its JSON's head plus the marker", () => {
+    const value = { path: '/x', lines: Array.from({ length: 200_000 }, (_, i) => `line ${i}`) }
+    const capped = capToolValue(value)
+    const json = JSON.stringify(value)
+    expect(typeof capped).toBe('string')
+    expect(jsonBytes(capped)).toBeLessThanOrEqual(FIELD_MAX_BYTES)
+    expect(capped).toEqual(expect.stringMatching(/^\{"path":"\/x","lines":\["line 0"/))
+    expect(capped).toContain(`${Buffer.byteLength(json)} bytes sha256=${sha256Hex(json)}]`)
   })
 })
 

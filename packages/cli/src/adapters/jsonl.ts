@@ -237,7 +237,7 @@ export async function fileFingerprint(path: string): Promise<string | null> {
 export interface JsonLine extends Line {
   /** The parsed record; `undefined` when the line is malformed, oversize or blank. */
   value?: unknown
-  /** Why `value` is missing (`JSON.parse` message, or "oversize"). */
+  /** Why `value` is missing: the kind of parse error and its position, or the line's size. */
   problem?: string
 }
 
@@ -256,9 +256,29 @@ export async function scanJsonl(
     try {
       onLine({ ...line, value: JSON.parse(line.text) as unknown })
     } catch (err) {
-      onLine({ ...line, problem: (err as Error).message })
+      onLine({ ...line, problem: parseProblem(err) })
     }
   })
+}
+
+/**
+ * What is wrong with a line, by kind and position only: `JSON.parse` quotes a stretch of
+ * the line in its messages, which could be part of a secret, and these messages end up in
+ * logs and event texts. The line itself is still kept, capped, in the event's `raw`.
+ */
+function parseProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : ''
+  const kind = /end of (JSON )?input|Unterminated/i.test(message)
+    ? 'unexpected end of input'
+    : /after JSON/i.test(message)
+      ? 'data after the JSON value'
+      : /control character/i.test(message)
+        ? 'control character in a string'
+        : /escape/i.test(message)
+          ? 'bad escape in a string'
+          : 'invalid JSON'
+  const at = /at position (\d+)/.exec(message)?.[1]
+  return at === undefined ? kind : `${kind} at character ${at}`
 }
 
 export function sha256Hex(data: string | Uint8Array): string {

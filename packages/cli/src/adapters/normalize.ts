@@ -41,6 +41,65 @@ export function capRaw(
   }
 }
 
+/**
+ * Longest `text`, `tool.input` or `tool.output` an event carries: 1 MiB of UTF-8 in its
+ * JSON form. The server refuses upload bodies over 32 MiB (`HIVEMIND_SESSIONS_MAX_BODY_BYTES`),
+ * and a refused event would be retried forever and stall its file; with `raw` capped too, one
+ * event stays under about 4.5 MiB however its content escapes. Search only indexes the first
+ * 100 000 characters of `text`, so the cut loses nothing searchable.
+ */
+export const FIELD_MAX_BYTES = 1024 * 1024
+
+/** Room kept for the truncation marker within {@link FIELD_MAX_BYTES}. */
+const MARKER_ROOM = 128
+
+const jsonBytes = (s: string): number => Buffer.byteLength(JSON.stringify(s))
+
+/** The longest prefix of `s` (not splitting a surrogate pair) whose JSON form fits `maxBytes`. */
+function headWithin(s: string, maxBytes: number): string {
+  let n = Math.min(s.length, maxBytes)
+  for (;;) {
+    let head = s.slice(0, n)
+    if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1)
+    const bytes = jsonBytes(head)
+    if (bytes <= maxBytes) return head
+    // Escapes and multi-byte characters make bytes outgrow characters: shrink in proportion.
+    n = Math.floor((head.length * maxBytes) / bytes)
+  }
+}
+
+/** `source` cut to fit {@link FIELD_MAX_BYTES}, ending with the marker, size and hash of all of it. */
+function truncated(source: string): string {
+  const marker = `${RAW_TRUNCATION_MARKER}${Buffer.byteLength(source)} bytes sha256=${sha256Hex(source)}]`
+  return `${headWithin(source, FIELD_MAX_BYTES - MARKER_ROOM)}${marker}`
+}
+
+/** Caps an event's `text` at {@link FIELD_MAX_BYTES}; the marker gives the full size and hash. */
+export function capText(text: string): string {
+  // Six bytes per character is the worst JSON escape (`\u0000`): shorter texts always fit.
+  if (text.length * 6 + 2 <= FIELD_MAX_BYTES || jsonBytes(text) <= FIELD_MAX_BYTES) return text
+  return truncated(text)
+}
+
+/**
+ * Caps a tool input or output at {@link FIELD_MAX_BYTES}. One that is too big becomes a
+ * string: the head of the text (or of the value's JSON) plus a marker with the size and
+ * SHA-256 of that whole text (or JSON), so it can be matched with the record on disk.
+ */
+export function capToolValue(value: unknown): unknown {
+  if (typeof value === 'string') return capText(value)
+  if (value == null || typeof value !== 'object') return value
+  const json = JSON.stringify(value)
+  return Buffer.byteLength(json) <= FIELD_MAX_BYTES ? value : truncated(json)
+}
+
+function capTool(tool: ToolInfo): ToolInfo {
+  const out: ToolInfo = { ...tool }
+  if (tool.input !== undefined) out.input = capToolValue(tool.input)
+  if (tool.output !== undefined) out.output = capToolValue(tool.output)
+  return out
+}
+
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v != null && !Array.isArray(v)
 
@@ -63,7 +122,7 @@ export function usageOf(u: Partial<TokenUsage>): TokenUsage {
 export const usageIsZero = (u: TokenUsage): boolean =>
   u.input_tokens + u.output_tokens + u.cache_read + u.cache_write + u.reasoning === 0
 
-/** What an adapter says about one event; the sink adds keys and caps `raw`. */
+/** What an adapter says about one event; the sink adds keys and caps `raw`, `text` and `tool`. */
 export interface EventInput {
   sessionId: string
   thread: string
@@ -123,8 +182,8 @@ export class ParseSink {
     if (e.nativeType !== undefined) ev.native_type = e.nativeType
     if (e.role !== undefined) ev.role = e.role
     if (e.model !== undefined) ev.model = e.model
-    if (e.text !== undefined) ev.text = e.text
-    if (e.tool !== undefined) ev.tool = e.tool
+    if (e.text !== undefined) ev.text = capText(e.text)
+    if (e.tool !== undefined) ev.tool = capTool(e.tool)
     if (e.usage !== undefined) ev.usage = e.usage
     if (e.rev !== undefined) ev.rev = e.rev
     if (e.tombstone) ev.tombstone = true

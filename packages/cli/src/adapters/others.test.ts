@@ -47,8 +47,10 @@ describe('copilotAdapter', () => {
       usage: 2,
       meta: 1,
     })
+    // A copilotVersion 0.0.400 file: the second run's counters restarted from zero, so
+    // each shutdown is its own run. `inputTokens` includes the cache reads.
     expect(tokenSum(r.events)).toEqual({
-      input: 3500,
+      input: 2500,
       output: 250,
       cache_read: 1000,
       cache_write: 0,
@@ -65,6 +67,55 @@ describe('copilotAdapter', () => {
       title: 'Fix the "build"',
       host: 'copilot-agent',
     })
+  })
+})
+
+describe('copilotAdapter (a resumed session from a CLI that keeps totals across runs)', () => {
+  const root = join(FIXTURES, 'copilot-resumed')
+
+  it('takes each cumulative shutdown minus the one before, net of cache tokens', async () => {
+    const [file] = await copilot.discover([root])
+    const r = await copilot.parse(file)
+    expectWellFormed(r)
+    // Run 1: sonnet 30000 in (24000 read, 1000 written). Run 2 adds 20000 in (16000 read,
+    // 500 written) and 600 out on sonnet, plus a new model.
+    expect(
+      r.events
+        .filter((e) => e.kind === 'usage')
+        .map((e) => [e.model, e.usage?.input_tokens, e.usage?.output_tokens]),
+    ).toEqual([
+      ['claude-sonnet-4.5', 5000, 900],
+      ['claude-sonnet-4.5', 3500, 600],
+      ['gpt-5-mini', 2000, 100],
+    ])
+    // The session's usage adds up to the last shutdown's totals, counted once.
+    const t = tokenSum(r.events)
+    expect(t).toEqual({ input: 10500, output: 1600, cache_read: 40000, cache_write: 1500 })
+    expect(t.input + t.cache_read + t.cache_write).toBe(50000 + 2000)
+  })
+
+  it('a read that starts after the first shutdown still subtracts it', async () => {
+    const [file] = await copilot.discover([root])
+    const full = await copilot.parse(file)
+    const fromOffset = readFileSync(file.path).indexOf('{"type":"session.resume"')
+    const tail = await copilot.parse(file, { fromOffset })
+    expect(tail.events.filter((e) => e.kind === 'usage')).toEqual(
+      full.events.filter((e) => e.kind === 'usage' && e.seq >= 8),
+    )
+  })
+
+  it('compaction start and complete are compaction events, with the summary', async () => {
+    const [file] = await copilot.discover([root])
+    const r = await copilot.parse(file)
+    const compactions = r.events.filter((e) => e.kind === 'compaction')
+    expect(compactions.map((e) => e.native_type)).toEqual([
+      'session.compaction_start',
+      'session.compaction_complete',
+    ])
+    expect(compactions[1].text).toBe(
+      '<overview>The parser was refactored into a tokenizer and a reader.</overview>',
+    )
+    expect(r.sessions[0]).toMatchObject({ title: 'Refactor the parser', cwd: '/home/a/parser' })
   })
 })
 
@@ -151,6 +202,28 @@ describe('aiderAdapter', () => {
     expect(tokenSum(r.events)).toMatchObject({ input: 2400, output: 104 })
     expect(r.events.at(-1)).toMatchObject({ kind: 'assistant_message', text: 'It prints' })
     expect(r.nextOffset).toBe(readFileSync(file.path).lastIndexOf(0x0a) + 1)
+  })
+})
+
+describe('aiderAdapter: AIDER_CHAT_HISTORY_FILE', () => {
+  const tmp = useTmp()
+
+  it('finds the named history file whatever its name, and only a history file', async () => {
+    const d = await tmp()
+    const path = join(d, 'chat-log.md')
+    await cp(join(FIXTURES, 'aider/.aider.chat.history.md'), path)
+    const roots = aider.defaultRoots({ AIDER_CHAT_HISTORY_FILE: path })
+    expect(roots).toEqual([path])
+    const files = await aider.discover(roots)
+    expect(files.map((f) => f.path)).toEqual([path])
+    expect((await aider.parse(files[0])).sessions).toHaveLength(3)
+    // `--path` gives every adapter the same roots: another agent's file is not aider's.
+    const claude = join(FIXTURES, 'claude-code/projects/-tmp-proj')
+    const other = join(claude, '11111111-2222-4333-8444-555555555555.jsonl')
+    expect(await aider.discover([other])).toEqual([])
+    expect(aider.defaultRoots({ AIDER_CHAT_HISTORY_FILE: 'rel/h.md' })).toEqual([
+      join(process.cwd(), 'rel/h.md'),
+    ])
   })
 })
 
