@@ -96,8 +96,8 @@ function runningPid(paths) {
 function processStartTime(pid) {
   if (process.platform !== "linux") return void 0;
   try {
-    const stat6 = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat6.slice(stat6.lastIndexOf(")") + 2).split(" ")[19];
+    const stat7 = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat7.slice(stat7.lastIndexOf(")") + 2).split(" ")[19];
   } catch {
     return void 0;
   }
@@ -113,8 +113,8 @@ function isAlive(pid) {
 function isZombie(pid) {
   if (process.platform !== "linux") return false;
   try {
-    const stat6 = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat6.slice(stat6.lastIndexOf(")") + 2, stat6.lastIndexOf(")") + 3) === "Z";
+    const stat7 = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat7.slice(stat7.lastIndexOf(")") + 2, stat7.lastIndexOf(")") + 3) === "Z";
   } catch {
     return false;
   }
@@ -1181,8 +1181,8 @@ var init_jwt = __esm({
 });
 
 // ../sdk/src/credentials/shared.ts
-function provider(providerName, resolve5) {
-  return Object.assign(resolve5, { providerName });
+function provider(providerName, resolve6) {
+  return Object.assign(resolve6, { providerName });
 }
 function envOf(init) {
   return init.env ?? process.env;
@@ -6365,9 +6365,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve5(data);
+              return err ? reject(err) : resolve6(data);
             });
           });
         }
@@ -6405,9 +6405,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve5(data);
+              return err2 ? reject(err2) : resolve6(data);
             });
           });
         }
@@ -11822,12 +11822,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -13351,12 +13351,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -13738,16 +13738,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve5;
+            this[kClosedResolve] = resolve6;
           } else {
-            resolve5(null);
+            resolve6(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -13760,7 +13760,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve5(null);
+            resolve6(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -14351,8 +14351,8 @@ var require_pool_base = __commonJS({
         if (this[kQueued] === 0) {
           return closeClients(this);
         } else {
-          return new Promise((resolve5) => {
-            this[kClosedResolve] = resolve5;
+          return new Promise((resolve6) => {
+            this[kClosedResolve] = resolve6;
           });
         }
       }
@@ -14426,8 +14426,8 @@ var require_pool_base = __commonJS({
         }
         let done = false;
         let resolveClosed;
-        const closed = new Promise((resolve5) => {
-          resolveClosed = resolve5;
+        const closed = new Promise((resolve6) => {
+          resolveClosed = resolve6;
         });
         this[kRetiring].set(client, closed);
         client.close(() => {
@@ -17269,7 +17269,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -17283,11 +17283,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve5(null);
+                resolve6(null);
               }
             });
           } else {
-            this.on("close", resolve5);
+            this.on("close", resolve6);
           }
           this.on("error", noop2).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -17315,7 +17315,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve6, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -17330,7 +17330,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve5,
+              resolve: resolve6,
               reject,
               length: 0,
               body: []
@@ -17408,18 +17408,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve5, stream, length } = consume2;
+      const { type, body, resolve: resolve6, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve5(chunksDecode(body, length, encoding));
+          resolve6(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve5(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve6(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve5(chunksConcat(body, length).buffer);
+          resolve6(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve5(new Blob(body, { type: stream[kContentType] }));
+          resolve6(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve5(chunksConcat(body, length));
+          resolve6(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -17723,9 +17723,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -17938,9 +17938,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -18249,9 +18249,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -18349,9 +18349,9 @@ var require_api_connect = __commonJS({
     };
     function connect2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           connect2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -19840,7 +19840,7 @@ var require_snapshot_recorder = __commonJS({
   "../../node_modules/.pnpm/undici@8.13.1/node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile3, readFile: readFile11, mkdir: mkdir3 } = __require("node:fs/promises");
-    var { dirname: dirname9, resolve: resolve5 } = __require("node:path");
+    var { dirname: dirname9, resolve: resolve6 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors();
     var { setHeader } = require_util();
@@ -20057,7 +20057,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile11(resolve5(path), "utf8");
+          const data = await readFile11(resolve6(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -20086,7 +20086,7 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve5(path);
+        const resolvedPath = resolve6(path);
         await mkdir3(dirname9(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash3, snapshot]) => ({
           hash: hash3,
@@ -28395,7 +28395,7 @@ var require_fetch = __commonJS({
         const hasTrailingQuestionMark = url2.search.length === 0 && url2.href[url2.href.length - url2.hash.length - 1] === "?";
         return dispatchWithProtocolPreference(body);
         function dispatchWithProtocolPreference(body2, allowH2) {
-          return new Promise((resolve5, reject) => agent2.dispatch(
+          return new Promise((resolve6, reject) => agent2.dispatch(
             {
               path: hasTrailingQuestionMark ? `${path}?` : path,
               origin: url2.origin,
@@ -28483,7 +28483,7 @@ var require_fetch = __commonJS({
                 this.nullBodyStatus = nullBodyStatus.includes(status);
                 this.body = new Readable({ read: () => controller.resume() });
                 const onError = (err) => this.onResponseError(controller, err);
-                resolve5({
+                resolve6({
                   status,
                   statusText,
                   headersList,
@@ -28524,7 +28524,7 @@ var require_fetch = __commonJS({
                   return;
                 }
                 if (request2.mode === "websocket" && allowH2 !== false && error62?.code === "UND_ERR_INFO" && error62?.message === "HTTP/2: Extended CONNECT protocol not supported by server") {
-                  resolve5(dispatchWithProtocolPreference(body2, false));
+                  resolve6(dispatchWithProtocolPreference(body2, false));
                   return;
                 }
                 this.body?.destroy(error62);
@@ -28543,7 +28543,7 @@ var require_fetch = __commonJS({
                 const rawHeaders = controller?.rawHeaders ?? [];
                 const headersList = new HeadersList();
                 appendHeadersListFromResponseHeaders(headersList, headers, rawHeaders);
-                resolve5({
+                resolve6({
                   status,
                   statusText: STATUS_CODES[status],
                   headersList,
@@ -33021,14 +33021,14 @@ var init_fetch = __esm({
 
 // ../sdk/src/internal/sleep.ts
 function sleep(ms, signal) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
-      resolve5();
+      resolve6();
     }, ms);
     const onAbort = () => {
       clearTimeout(timer);
@@ -33386,13 +33386,13 @@ function fromTokenFile(init = {}) {
 async function readRegularFile(path) {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const stat6 = await handle.stat();
-    if (stat6.isDirectory())
+    const stat7 = await handle.stat();
+    if (stat7.isDirectory())
       throw Object.assign(new Error(`${path} is a directory`), { code: "EISDIR" });
-    if (!stat6.isFile()) {
+    if (!stat7.isFile()) {
       throw Object.assign(new Error(`${path} is not a regular file`), { code: "ENOTREG" });
     }
-    if (stat6.size > MAX_BYTES)
+    if (stat7.size > MAX_BYTES)
       throw Object.assign(new Error(`${path} is too large`), { code: "EFBIG" });
     return await handle.readFile("utf8");
   } finally {
@@ -38046,7 +38046,7 @@ function isRef(value) {
 function cloneIssues(issues) {
   return issues.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
-function isRecursive(inst, stack, resolve5) {
+function isRecursive(inst, stack, resolve6) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -38056,7 +38056,7 @@ function isRecursive(inst, stack, resolve5) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve5);
+      const answer = isRecursive(child, stack, resolve6);
       if (answer > result)
         result = answer;
     }
@@ -38067,7 +38067,7 @@ function isRecursive(inst, stack, resolve5) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve5) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve6) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -38131,7 +38131,7 @@ function isRecursive(inst, stack, resolve5) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve5 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve6 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -54622,14 +54622,14 @@ var init_normalize = __esm({
 
 // ../../node_modules/.pnpm/ky@2.1.0/node_modules/ky/distribution/utils/timeout.js
 async function timeout(request2, init, abortController, options) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     const timeoutId = setTimeout(() => {
       if (abortController) {
         abortController.abort();
       }
       reject(new TimeoutError(request2));
     }, options.timeout);
-    void options.fetch(request2, init).then(resolve5).catch(reject).then(() => {
+    void options.fetch(request2, init).then(resolve6).catch(reject).then(() => {
       clearTimeout(timeoutId);
     });
   });
@@ -54643,7 +54643,7 @@ var init_timeout = __esm({
 
 // ../../node_modules/.pnpm/ky@2.1.0/node_modules/ky/distribution/utils/delay.js
 async function delay(ms, { signal }) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     if (signal) {
       signal.throwIfAborted();
       signal.addEventListener("abort", abortHandler, { once: true });
@@ -54654,7 +54654,7 @@ async function delay(ms, { signal }) {
     }
     const timeoutId = setTimeout(() => {
       signal?.removeEventListener("abort", abortHandler);
-      resolve5();
+      resolve6();
     }, ms);
   });
 }
@@ -55375,9 +55375,9 @@ var init_Ky = __esm({
         }
         const result = await Promise.race([
           bodyPromise,
-          new Promise((resolve5) => {
+          new Promise((resolve6) => {
             const timeoutId = setTimeout(() => {
-              resolve5(timedOutResponseData);
+              resolve6(timedOutResponseData);
             }, timeoutMs);
             void bodyPromise.finally(() => {
               clearTimeout(timeoutId);
@@ -55401,9 +55401,9 @@ var init_Ky = __esm({
         }
         let timeoutId;
         try {
-          const timeoutPromise = new Promise((resolve5) => {
+          const timeoutPromise = new Promise((resolve6) => {
             timeoutId = setTimeout(() => {
-              resolve5(timedOutOperation);
+              resolve6(timedOutOperation);
             }, remainingTotal);
           });
           const operationResult = Promise.resolve().then(operation).then((value) => ({ status: "fulfilled", value })).catch((error62) => ({ status: "rejected", error: error62 }));
@@ -55473,9 +55473,9 @@ var init_Ky = __esm({
           chunks.push(decoder3.decode());
           return chunks.join("");
         })();
-        const timeoutPromise = new Promise((resolve5) => {
+        const timeoutPromise = new Promise((resolve6) => {
           const timeoutId = setTimeout(() => {
-            resolve5(timedOutResponseData);
+            resolve6(timedOutResponseData);
           }, timeoutMs);
           void readAll.finally(() => {
             clearTimeout(timeoutId);
@@ -55492,9 +55492,9 @@ var init_Ky = __esm({
         try {
           return await Promise.race([
             Promise.resolve().then(() => this.#options.parseJson ? this.#options.parseJson(text, { request: request2, response }) : JSON.parse(text)),
-            new Promise((resolve5) => {
+            new Promise((resolve6) => {
               timeoutId = setTimeout(() => {
-                resolve5(timedOutResponseData);
+                resolve6(timedOutResponseData);
               }, timeoutMs);
             })
           ]);
@@ -56017,7 +56017,7 @@ var init_sessions = __esm({
     init_zod();
     init_names();
     Sha256Hex = external_exports.string().regex(/^[0-9a-f]{64}$/, "must be a lower-case hex SHA-256");
-    Timestamp = external_exports.iso.datetime({ offset: true });
+    Timestamp = external_exports.iso.datetime({ offset: true }).refine((v) => !v.startsWith("0000"), "year 0000 does not exist (use 0001 or later)");
     RAW_MAX_CHARS = 262144;
     RAW_TRUNCATION_MARKER = "\u2026[hivemind:truncated ";
     SessionRelation = external_exports.enum(["fork", "resume", "subagent"]);
@@ -56099,7 +56099,7 @@ var init_sessions_api = __esm({
     init_admin();
     init_names();
     init_sessions();
-    TimeBound = external_exports.union([external_exports.iso.datetime({ offset: true }), external_exports.iso.date()]);
+    TimeBound = external_exports.union([external_exports.iso.datetime({ offset: true }), external_exports.iso.date()]).refine((v) => !v.startsWith("0000"), "year 0000 does not exist (use 0001 or later)");
     SessionUpload = NormalizedSession.extend({
       repo: external_exports.string().min(1).max(512).nullable().optional()
     });
@@ -57389,16 +57389,16 @@ var init_schemas3 = __esm({
 // ../cli/src/daemon/control-client.ts
 import { request } from "node:http";
 function callDaemon(socketPath, method, path, timeoutMs) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     const req = request({ socketPath, method, path, timeout: timeoutMs }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (d) => text += d);
       res.on("end", () => {
         try {
-          resolve5({ ok: true, status: res.statusCode ?? 0, body: JSON.parse(text) });
+          resolve6({ ok: true, status: res.statusCode ?? 0, body: JSON.parse(text) });
         } catch {
-          resolve5({
+          resolve6({
             ok: false,
             reason: "error",
             message: `unexpected answer from the daemon: ${text.slice(0, 200)}`
@@ -57408,7 +57408,7 @@ function callDaemon(socketPath, method, path, timeoutMs) {
     });
     req.on("timeout", () => {
       req.destroy();
-      resolve5({
+      resolve6({
         ok: false,
         reason: "error",
         message: `the daemon did not answer within ${Math.round(timeoutMs / 1e3)} s`
@@ -57416,7 +57416,7 @@ function callDaemon(socketPath, method, path, timeoutMs) {
     });
     req.on("error", (err) => {
       const gone = err.code === "ENOENT" || err.code === "ECONNREFUSED";
-      resolve5({ ok: false, reason: gone ? "no-daemon" : "error", message: err.message });
+      resolve6({ ok: false, reason: gone ? "no-daemon" : "error", message: err.message });
     });
     req.end();
   });
@@ -57438,18 +57438,18 @@ async function startControlServer(socketPath, handlers) {
       send(res, 500, { error: err.message });
     });
   });
-  await new Promise((resolve5, reject) => {
+  await new Promise((resolve6, reject) => {
     server.once("error", reject);
     server.listen(socketPath, () => {
       server.off("error", reject);
-      resolve5();
+      resolve6();
     });
   });
   if (process.platform !== "win32") await chmod(socketPath, 384);
   return {
-    close: () => new Promise((resolve5) => {
+    close: () => new Promise((resolve6) => {
       server.closeAllConnections();
-      server.close(() => resolve5());
+      server.close(() => resolve6());
       if (process.platform !== "win32") void unlink(socketPath).catch(() => {
       });
     })
@@ -57577,29 +57577,61 @@ var init_errors5 = __esm({
 });
 
 // ../cli/src/adapters/files.ts
-import { readdir, stat } from "node:fs/promises";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { readdir, realpath, stat } from "node:fs/promises";
 import { homedir as homedir3 } from "node:os";
 import { join as join3 } from "node:path";
-async function walk(dir, accept, options = {}, depth = 0) {
+function reportingUnreadable(sink, fn) {
+  return unreadableSink.run(sink, fn);
+}
+async function walk(dir, accept, options = {}) {
+  return walkDir(dir, accept, options, 0, /* @__PURE__ */ new Set());
+}
+async function walkDir(dir, accept, options, depth, seen) {
+  let real;
   let entries;
   try {
+    real = await realpath(dir);
     entries = await readdir(dir, { withFileTypes: true });
-  } catch {
+  } catch (err) {
+    unreadable(dir, err);
     return [];
   }
+  if (seen.has(real)) return [];
+  seen.add(real);
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const out = [];
   for (const e of entries) {
     const p = join3(dir, e.name);
-    if (e.isDirectory()) {
+    let isDirectory = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      try {
+        const s = await stat(p);
+        isDirectory = s.isDirectory();
+        isFile = s.isFile();
+      } catch (err) {
+        unreadable(p, err);
+        continue;
+      }
+    }
+    if (isDirectory) {
       if (options.skipDirs?.has(e.name)) continue;
       if (depth >= (options.maxDepth ?? 8)) continue;
-      out.push(...await walk(p, accept, options, depth + 1));
-    } else if (e.isFile() && !IGNORED.test(e.name) && accept(p, e.name)) {
+      out.push(...await walkDir(p, accept, options, depth + 1, seen));
+    } else if (isFile && !IGNORED.test(e.name) && accept(p, e.name)) {
+      const key = e.isSymbolicLink() ? await realpath(p).catch(() => p) : join3(real, e.name);
+      if (seen.has(key)) continue;
+      seen.add(key);
       out.push(p);
     }
   }
   return out;
+}
+function unreadable(path, err) {
+  const e = err;
+  if (e.code === "ENOENT" || e.code === "ENOTDIR") return;
+  unreadableSink.getStore()?.(path, e);
 }
 async function isDir(path) {
   try {
@@ -57608,11 +57640,12 @@ async function isDir(path) {
     return false;
   }
 }
-var IGNORED, homeOf, sleep2;
+var IGNORED, unreadableSink, homeOf, sleep2;
 var init_files = __esm({
   "../cli/src/adapters/files.ts"() {
     "use strict";
     IGNORED = /(\.tmp|\.lock|\.compress\.\d+\.tmp)$|\.unreadable-/;
+    unreadableSink = new AsyncLocalStorage();
     homeOf = (home) => home ?? homedir3();
     sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
   }
@@ -57965,9 +57998,15 @@ async function scanJsonl(path, options, onLine) {
     try {
       onLine({ ...line, value: JSON.parse(line.text) });
     } catch (err) {
-      onLine({ ...line, problem: err.message });
+      onLine({ ...line, problem: parseProblem(err) });
     }
   });
+}
+function parseProblem(err) {
+  const message = err instanceof Error ? err.message : "";
+  const kind = /end of (JSON )?input|Unterminated/i.test(message) ? "unexpected end of input" : /after JSON/i.test(message) ? "data after the JSON value" : /control character/i.test(message) ? "control character in a string" : /escape/i.test(message) ? "bad escape in a string" : "invalid JSON";
+  const at = /at position (\d+)/.exec(message)?.[1];
+  return at === void 0 ? kind : `${kind} at character ${at}`;
 }
 function sha256Hex(data) {
   return createHash5("sha256").update(data).digest("hex");
@@ -58009,6 +58048,36 @@ function capRaw(text, oversize) {
     raw_oversize: full
   };
 }
+function headWithin(s, maxBytes) {
+  let n2 = Math.min(s.length, maxBytes);
+  for (; ; ) {
+    let head = s.slice(0, n2);
+    if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+    const bytes = jsonBytes(head);
+    if (bytes <= maxBytes) return head;
+    n2 = Math.floor(head.length * maxBytes / bytes);
+  }
+}
+function truncated(source) {
+  const marker = `${RAW_TRUNCATION_MARKER}${Buffer.byteLength(source)} bytes sha256=${sha256Hex(source)}]`;
+  return `${headWithin(source, FIELD_MAX_BYTES - MARKER_ROOM)}${marker}`;
+}
+function capText(text) {
+  if (text.length * 6 + 2 <= FIELD_MAX_BYTES || jsonBytes(text) <= FIELD_MAX_BYTES) return text;
+  return truncated(text);
+}
+function capToolValue(value) {
+  if (typeof value === "string") return capText(value);
+  if (value == null || typeof value !== "object") return value;
+  const json2 = JSON.stringify(value);
+  return Buffer.byteLength(json2) <= FIELD_MAX_BYTES ? value : truncated(json2);
+}
+function capTool(tool) {
+  const out = { ...tool };
+  if (tool.input !== void 0) out.input = capToolValue(tool.input);
+  if (tool.output !== void 0) out.output = capToolValue(tool.output);
+  return out;
+}
 function usageOf(u) {
   const n2 = (v) => Math.max(0, Math.round(v ?? 0));
   return {
@@ -58025,12 +58094,15 @@ function titleFrom(text, max = 120) {
   if (line === "") return null;
   return line.length > max ? `${line.slice(0, max - 1)}\u2026` : line;
 }
-var isRecord, str, num, usageIsZero, ParseSink, SessionBuilder;
+var FIELD_MAX_BYTES, MARKER_ROOM, jsonBytes, isRecord, str, num, usageIsZero, ParseSink, SessionBuilder;
 var init_normalize2 = __esm({
   "../cli/src/adapters/normalize.ts"() {
     "use strict";
     init_schemas3();
     init_jsonl();
+    FIELD_MAX_BYTES = 1024 * 1024;
+    MARKER_ROOM = 128;
+    jsonBytes = (s) => Buffer.byteLength(JSON.stringify(s));
     isRecord = (v) => typeof v === "object" && v != null && !Array.isArray(v);
     str = (v) => typeof v === "string" && v !== "" ? v : void 0;
     num = (v) => typeof v === "number" && Number.isFinite(v) ? v : 0;
@@ -58068,8 +58140,8 @@ var init_normalize2 = __esm({
         if (e.nativeType !== void 0) ev.native_type = e.nativeType;
         if (e.role !== void 0) ev.role = e.role;
         if (e.model !== void 0) ev.model = e.model;
-        if (e.text !== void 0) ev.text = e.text;
-        if (e.tool !== void 0) ev.tool = e.tool;
+        if (e.text !== void 0) ev.text = capText(e.text);
+        if (e.tool !== void 0) ev.tool = capTool(e.tool);
         if (e.usage !== void 0) ev.usage = e.usage;
         if (e.rev !== void 0) ev.rev = e.rev;
         if (e.tombstone) ev.tombstone = true;
@@ -58179,8 +58251,8 @@ var init_normalize2 = __esm({
 });
 
 // ../cli/src/adapters/aider.ts
-import { readFile as readFile3 } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open as open4, readFile as readFile3, stat as stat2 } from "node:fs/promises";
+import { dirname, resolve as resolve2 } from "node:path";
 async function parseAider(file2, options = {}) {
   const sink = new ParseSink("aider", file2.path);
   const from = options.fromOffset ?? 0;
@@ -58286,6 +58358,21 @@ ${nonEmpty2[1]}`).slice(0, 16);
   flush();
   return sink.result(end);
 }
+async function isHistoryFile(path) {
+  let fh;
+  try {
+    if (!(await stat2(path)).isFile()) return false;
+    fh = await open4(path, "r");
+    const buf = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const first = buf.subarray(0, bytesRead).toString("utf8").split("\n").find((l) => l.trim() !== "");
+    return first !== void 0 && RUN_HEADER.test(first.trimEnd());
+  } catch {
+    return false;
+  } finally {
+    await fh?.close();
+  }
+}
 function amount(s) {
   if (!s) return 0;
   const n2 = parseFloat(s);
@@ -58305,11 +58392,15 @@ var init_aider = __esm({
       id: "aider",
       defaultRoots(env = process.env) {
         const file2 = env[ENV_AIDER_CHAT_HISTORY_FILE];
-        return [file2 ? dirname(file2) : process.cwd()];
+        return [file2 ? resolve2(file2) : process.cwd()];
       },
       async discover(roots) {
         const files = [];
         for (const root of roots) {
+          if (await isHistoryFile(root)) {
+            files.push({ agent: "aider", path: root, root });
+            continue;
+          }
           const paths = await walk(root, (_p, name) => name === ".aider.chat.history.md", {
             skipDirs: /* @__PURE__ */ new Set(["node_modules", ".git", ".venv", "venv"]),
             maxDepth: 4
@@ -58604,7 +58695,7 @@ var init_claude_code = __esm({
 });
 
 // ../cli/src/adapters/codex.ts
-import { open as open4 } from "node:fs/promises";
+import { open as open5 } from "node:fs/promises";
 import { basename as basename2, join as join5 } from "node:path";
 async function parseCodex(file2, options = {}) {
   const sink = new ParseSink("codex", file2.path);
@@ -58927,7 +59018,7 @@ async function buildIndex(root) {
 async function firstLine(path) {
   let fh;
   try {
-    fh = await open4(path, "r");
+    fh = await open5(path, "r");
     const buf = Buffer.alloc(256 * 1024);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const nl = buf.subarray(0, bytesRead).indexOf(10);
@@ -59017,16 +59108,63 @@ var init_codex = __esm({
 // ../cli/src/adapters/copilot.ts
 import { readFile as readFile4 } from "node:fs/promises";
 import { basename as basename3, dirname as dirname3, join as join6 } from "node:path";
+function metricsOf(data) {
+  const out = /* @__PURE__ */ new Map();
+  const metrics = isRecord(data.modelMetrics) ? data.modelMetrics : {};
+  for (const [model, m] of Object.entries(metrics)) {
+    const u = isRecord(m) && isRecord(m.usage) ? m.usage : {};
+    out.set(model, {
+      input: num(u.inputTokens),
+      output: num(u.outputTokens),
+      cacheRead: num(u.cacheReadTokens),
+      cacheWrite: num(u.cacheWriteTokens),
+      reasoning: num(u.reasoningTokens)
+    });
+  }
+  return out;
+}
+function shutdownUsage(prev, cur) {
+  const cumulative = prev !== void 0 && [...prev].every(([model, p]) => {
+    const c = cur.get(model);
+    return c !== void 0 && COUNTERS.every((k) => c[k] >= p[k]);
+  });
+  if (!cumulative) return cur;
+  const out = /* @__PURE__ */ new Map();
+  for (const [model, c] of cur) {
+    const p = prev.get(model);
+    out.set(model, {
+      input: c.input - (p?.input ?? 0),
+      output: c.output - (p?.output ?? 0),
+      cacheRead: c.cacheRead - (p?.cacheRead ?? 0),
+      cacheWrite: c.cacheWrite - (p?.cacheWrite ?? 0),
+      reasoning: c.reasoning - (p?.reasoning ?? 0)
+    });
+  }
+  return out;
+}
+async function shutdownBefore(path, offset) {
+  let last;
+  await scanLines(path, {}, (line) => {
+    if (line.offset >= offset || !line.text.includes('"session.shutdown"')) return;
+    try {
+      const o = JSON.parse(line.text);
+      if (isRecord(o) && o.type === "session.shutdown") {
+        last = metricsOf(isRecord(o.data) ? o.data : {});
+      }
+    } catch {
+    }
+  });
+  return last;
+}
 async function parseCopilot(file2, options = {}) {
   const sink = new ParseSink("copilot", file2.path);
   const dir = dirname3(file2.path);
+  const from = options.fromOffset ?? 0;
   const fallbackId = basename3(file2.path) === "events.jsonl" ? basename3(dir) : basename3(file2.path).replace(/\.jsonl$/, "");
   const lines = [];
-  const { nextOffset } = await scanJsonl(
-    file2.path,
-    { fromOffset: options.fromOffset ?? 0 },
-    (l) => lines.push(l)
-  );
+  const { nextOffset } = await scanJsonl(file2.path, { fromOffset: from }, (l) => lines.push(l));
+  const hasShutdown = lines.some((l) => isRecord(l.value) && l.value.type === "session.shutdown");
+  let prevShutdown = from > 0 && hasShutdown ? await shutdownBefore(file2.path, from) : void 0;
   const sid = lines.map(
     (l) => isRecord(l.value) && isRecord(l.value.data) ? str(l.value.data.sessionId) : void 0
   ).find(Boolean) ?? fallbackId;
@@ -59080,27 +59218,35 @@ async function parseCopilot(file2, options = {}) {
         break;
       case "session.compaction_start":
       case "session.compaction_complete":
-        sink.add({ ...base, kind: "compaction", text: str(d.summary) });
+        sink.add({
+          ...base,
+          kind: "compaction",
+          text: str(d.summaryContent) ?? str(d.summary) ?? str(d.error)
+        });
         break;
       case "session.shutdown": {
         sink.add({ ...base, kind: "system" });
-        const metrics = isRecord(d.modelMetrics) ? d.modelMetrics : {};
-        for (const [model, m] of Object.entries(metrics)) {
-          const u = isRecord(m) && isRecord(m.usage) ? m.usage : {};
+        const metrics = metricsOf(d);
+        for (const [model, c] of shutdownUsage(prevShutdown, metrics)) {
+          const cached2 = c.cacheRead + c.cacheWrite;
+          const usage = usageOf({
+            input_tokens: c.input >= cached2 ? c.input - cached2 : c.input,
+            output_tokens: c.output,
+            cache_read: c.cacheRead,
+            cache_write: c.cacheWrite,
+            reasoning: c.reasoning
+          });
+          if (usageIsZero(usage)) continue;
           sink.add({
             ...base,
             nativeKey: `${nativeKey}#usage:${model}`,
             kind: "usage",
             model,
             raw: void 0,
-            usage: usageOf({
-              input_tokens: num(u.inputTokens),
-              output_tokens: num(u.outputTokens),
-              cache_read: num(u.cacheReadTokens),
-              cache_write: num(u.cacheWriteTokens)
-            })
+            usage
           });
         }
+        prevShutdown = metrics;
         break;
       }
       case "user.message":
@@ -59169,7 +59315,7 @@ async function readWorkspace(dir) {
   }
   return out;
 }
-var ENV_COPILOT_HOME, copilotAdapter;
+var ENV_COPILOT_HOME, copilotAdapter, COUNTERS;
 var init_copilot = __esm({
   "../cli/src/adapters/copilot.ts"() {
     "use strict";
@@ -59200,6 +59346,7 @@ var init_copilot = __esm({
         return parseCopilot(file2, options);
       }
     };
+    COUNTERS = ["input", "output", "cacheRead", "cacheWrite", "reasoning"];
   }
 });
 
@@ -59408,7 +59555,7 @@ var init_cursor = __esm({
 });
 
 // ../cli/src/adapters/gemini-cli.ts
-import { readFile as readFile6, stat as stat2 } from "node:fs/promises";
+import { readFile as readFile6, stat as stat3 } from "node:fs/promises";
 import { basename as basename5, dirname as dirname4, join as join8 } from "node:path";
 function createGeminiCliAdapter(opts = {}) {
   return {
@@ -59537,14 +59684,22 @@ function messageEvents(sid, m, rev, seq, session) {
   }
   return out;
 }
+function subagentParent(filePath) {
+  const dir = basename5(dirname4(filePath));
+  return dir !== "chats" && basename5(dirname4(dirname4(filePath))) === "chats" ? dir : void 0;
+}
+function sessionIdOf(filePath, ownId) {
+  const parent = subagentParent(filePath);
+  return parent === void 0 ? ownId : `${parent}/${ownId}`;
+}
 function applyMeta(session, meta3, filePath) {
   session.seen(toIso(meta3.startTime));
   session.seen(toIso(meta3.lastUpdated));
   if (str(meta3.summary)) session.title = str(meta3.summary);
-  const parentDir = basename5(dirname4(filePath));
-  if (meta3.kind === "subagent" || parentDir !== "chats" && basename5(dirname4(dirname4(filePath))) === "chats") {
+  const parent = subagentParent(filePath);
+  if (meta3.kind === "subagent" || parent !== void 0) {
     session.relation = "subagent";
-    if (parentDir !== "chats") session.parentSourceSessionId = parentDir;
+    if (parent !== void 0) session.parentSourceSessionId = parent;
   }
 }
 async function parseJsonl2(file2, options = {}) {
@@ -59562,7 +59717,7 @@ async function parseJsonl2(file2, options = {}) {
       return;
     }
     if (!sid) {
-      sid = str(o.sessionId) ?? basename5(file2.path).replace(/\.jsonl$/, "");
+      sid = sessionIdOf(file2.path, str(o.sessionId) ?? basename5(file2.path).replace(/\.jsonl$/, ""));
       session = sink.session(sid);
       state = new MessageState(sid);
       if (str(o.sessionId)) {
@@ -59597,7 +59752,7 @@ async function parseJsonl2(file2, options = {}) {
   });
   if (!sid) {
     if (pending.length === 0) return sink.result(from);
-    sid = basename5(file2.path).replace(/\.jsonl$/, "");
+    sid = sessionIdOf(file2.path, basename5(file2.path).replace(/\.jsonl$/, ""));
     session = sink.session(sid);
     state = new MessageState(sid);
   }
@@ -59634,7 +59789,7 @@ async function parseLegacyJson(file2, options = {}, opts) {
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) await sleep2(opts.retryDelayMs ?? 200);
     try {
-      const st = await stat2(file2.path);
+      const st = await stat3(file2.path);
       const age = Date.now() - st.mtimeMs;
       if (age < quietMs) await sleep2(quietMs - age);
       const buf = await readFile6(file2.path);
@@ -59656,7 +59811,10 @@ async function parseLegacyJson(file2, options = {}, opts) {
     });
     return sink.result(options.fromOffset ?? 0);
   }
-  const sid = str(doc.sessionId) ?? basename5(file2.path).replace(/\.json$/, "");
+  const sid = sessionIdOf(
+    file2.path,
+    str(doc.sessionId) ?? basename5(file2.path).replace(/\.json$/, "")
+  );
   const session = sink.session(sid);
   applyMeta(session, doc, file2.path);
   session.cwd = await projectRoot(file2.path);
@@ -59707,27 +59865,30 @@ var init_gemini_cli = __esm({
       }
       sid;
       byKey = /* @__PURE__ */ new Map();
-      order = [];
+      /** Ids of the live messages in conversation order (a re-appended id keeps its place). */
+      order = /* @__PURE__ */ new Set();
       keysOf = /* @__PURE__ */ new Map();
       put(m, rev, seq, at, session) {
         const id = str(m.id);
         if (!id) return;
-        if (!this.keysOf.has(id)) this.order.push(id);
+        this.order.add(id);
         const events = messageEvents(this.sid, m, rev, seq, session);
         this.keysOf.set(id, [
           .../* @__PURE__ */ new Set([...this.keysOf.get(id) ?? [], ...events.map((e) => e.nativeKey)])
         ]);
         for (const e of events) this.byKey.set(e.nativeKey, { ...e, at });
       }
+      /** `$rewindTo`: that message and every later one are gone. */
       rewind(id, rev, seq, at) {
-        const i = this.order.indexOf(id);
-        if (i === -1) return;
-        for (const gone of this.order.splice(i)) this.tombstone(gone, rev, seq, at);
+        if (!this.order.has(id)) return;
+        const ids = [...this.order];
+        for (const gone of ids.slice(ids.indexOf(id))) this.tombstone(gone, rev, seq, at);
       }
+      /** `$set.messages`: the list is replaced, and later rewinds count in its order. */
       replaceAll(messages, rev, seq, at, session) {
         const keep = new Set(messages.map((m) => str(m.id)).filter(Boolean));
-        for (const id of this.order.filter((x) => !keep.has(x))) this.tombstone(id, rev, seq, at);
-        this.order.length = 0;
+        for (const id of [...this.order].filter((x) => !keep.has(x))) this.tombstone(id, rev, seq, at);
+        this.order.clear();
         for (const m of messages) this.put(m, rev, seq, at, session);
       }
       tombstone(id, rev, seq, at) {
@@ -59746,17 +59907,18 @@ var init_gemini_cli = __esm({
           });
         }
         this.keysOf.delete(id);
+        this.order.delete(id);
       }
     };
   }
 });
 
 // ../cli/src/adapters/opencode.ts
-import { readFile as readFile7, readdir as readdir2, stat as stat3 } from "node:fs/promises";
+import { readFile as readFile7, readdir as readdir2, stat as stat4 } from "node:fs/promises";
 import { basename as basename6, dirname as dirname5, join as join9 } from "node:path";
 async function readJson(path) {
   try {
-    const [text, st] = await Promise.all([readFile7(path, "utf8"), stat3(path)]);
+    const [text, st] = await Promise.all([readFile7(path, "utf8"), stat4(path)]);
     const value = JSON.parse(text);
     return isRecord(value) ? { value, rev: Math.floor(st.mtimeMs), text } : null;
   } catch {
@@ -59900,7 +60062,7 @@ async function parseOpencode(file2, _options = {}) {
     }
   }
   session.fallbackTitle = titleFrom(sink.events.find((e) => e.kind === "user_message")?.text) ?? title ?? null;
-  return sink.result((await stat3(file2.path)).size);
+  return sink.result((await stat4(file2.path)).size);
 }
 var ENV_XDG_DATA_HOME, opencodeAdapter;
 var init_opencode = __esm({
@@ -60086,7 +60248,8 @@ async function connect(init) {
   } catch (err) {
     upload.tokenManager.close();
     const { message, hint } = describeUploadError(err, upload.endpoint);
-    throw new ExitError(EXIT.failed, `no credential: ${message}`, hint ? { hint } : void 0);
+    const line = err instanceof HiveMindNetworkError ? message : `no credential: ${message}`;
+    throw new ExitError(EXIT.failed, line, hint ? { hint } : void 0);
   }
 }
 function isTooLarge(err) {
@@ -60096,7 +60259,8 @@ function describeUploadError(err, endpoint) {
   if (err instanceof HiveMindNetworkError) {
     return {
       message: `server unreachable at ${endpoint ?? "the endpoint"} (${err.message})`,
-      hint: err.hint
+      // A timeout's hint from the SDK does not say where the URL came from.
+      hint: err.hint?.includes(ENV.endpoint) ? err.hint : `Check ${ENV.endpoint} (or --endpoint). ${err.hint ?? ""}`.trim()
     };
   }
   if (err instanceof HiveMindApiError && err.status === 403 && err.code === "ERR_API") {
@@ -60157,7 +60321,7 @@ var init_claude_retention = __esm({
 // ../cli/src/internal/git.ts
 import { execFile } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
-import { dirname as dirname6, join as join11, resolve as resolve2, sep } from "node:path";
+import { dirname as dirname6, join as join11, resolve as resolve3, sep } from "node:path";
 async function gitRepoRoot(cwd) {
   const fromGit = await new Promise((done) => {
     execFile(
@@ -60168,14 +60332,14 @@ async function gitRepoRoot(cwd) {
     );
   });
   if (fromGit) return realpathOr(fromGit);
-  for (let dir = resolve2(cwd); ; dir = dirname6(dir)) {
+  for (let dir = resolve3(cwd); ; dir = dirname6(dir)) {
     if (existsSync(join11(dir, ".git"))) return realpathOr(dir);
     if (dirname6(dir) === dir) return void 0;
   }
 }
 function isInside(path, root) {
   if (!path) return false;
-  const p = realpathOr(resolve2(path));
+  const p = realpathOr(resolve3(path));
   return p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 function realpathOr(path) {
@@ -60274,6 +60438,17 @@ var init_since = __esm({
 import { existsSync as existsSync2, mkdirSync } from "node:fs";
 import { join as join12 } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+function storeError(what, path, err) {
+  const e = err;
+  const reason = e.code === "EEXIST" ? "not a directory" : e.code === "ENOTDIR" ? "a parent of it is not a directory" : e.code === "EACCES" || e.code === "EPERM" || e.code === "EROFS" ? "permission denied" : (
+    // SQLite says it in a few words: "file is not a database", "database is locked".
+    (e.message ?? String(err)).split("\n")[0]
+  );
+  return new ExitError(EXIT.failed, `cannot use the ${what} ${path}: ${reason}`, {
+    cause: err,
+    hint: `Point --state-dir or ${STATE_DIR_ENV} at a writable directory${what === "state dir" ? "" : `, or move a damaged ${CHECKPOINT_DB} aside (the server keeps what it already has only once)`}.`
+  });
+}
 function fromRow(r) {
   return {
     id: r.id,
@@ -60328,6 +60503,8 @@ var CHECKPOINT_DB, SCHEMA_VERSION, CheckpointStore;
 var init_checkpoint_store = __esm({
   "../cli/src/tail/checkpoint-store.ts"() {
     "use strict";
+    init_state_dir();
+    init_errors5();
     CHECKPOINT_DB = "checkpoints.sqlite";
     SCHEMA_VERSION = 1;
     CheckpointStore = class _CheckpointStore {
@@ -60341,21 +60518,49 @@ var init_checkpoint_store = __esm({
         this.#byInode = db.prepare("SELECT * FROM files WHERE dev = ? AND ino = ?");
         this.#byFp = db.prepare("SELECT * FROM files WHERE file_fp = ? ORDER BY last_seen DESC");
       }
-      /** Opens (creating it and the state dir if needed) `<stateDir>/checkpoints.sqlite`. */
+      /**
+       * Opens (creating it and the state dir if needed) `<stateDir>/checkpoints.sqlite`; a
+       * state dir that is not a writable directory, or a damaged store, is an
+       * {@link ExitError} naming the path.
+       */
       static open(stateDir) {
-        mkdirSync(stateDir, { recursive: true, mode: 448 });
         const path = join12(stateDir, CHECKPOINT_DB);
-        const db = new DatabaseSync(path, { timeout: 1e4 });
-        db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-        migrate(db);
-        return new _CheckpointStore(path, db);
+        try {
+          mkdirSync(stateDir, { recursive: true, mode: 448 });
+        } catch (err) {
+          throw storeError("state dir", stateDir, err);
+        }
+        let db;
+        try {
+          db = new DatabaseSync(path, { timeout: 1e4 });
+          db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+          migrate(db);
+          return new _CheckpointStore(path, db);
+        } catch (err) {
+          if (db?.isOpen) db.close();
+          throw storeError("checkpoint store", path, err);
+        }
       }
-      /** Opens an existing store read-only (`--dry-run`); `undefined` when there is none. */
+      /**
+       * Opens an existing store read-only (`--dry-run`); `undefined` when there is none, or
+       * when it holds no checkpoints yet (empty: a writing run would set it up).
+       */
       static openReadOnly(stateDir) {
         const path = join12(stateDir, CHECKPOINT_DB);
         if (!existsSync2(path)) return void 0;
-        const db = new DatabaseSync(path, { readOnly: true, timeout: 1e4 });
-        return new _CheckpointStore(path, db);
+        let db;
+        try {
+          db = new DatabaseSync(path, { readOnly: true, timeout: 1e4 });
+          const schema = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'files'").get();
+          if (schema.n === 0) {
+            db.close();
+            return void 0;
+          }
+          return new _CheckpointStore(path, db);
+        } catch (err) {
+          if (db?.isOpen) db.close();
+          throw storeError("checkpoint store", path, err);
+        }
       }
       /**
        * Finds the checkpoint of a file: by (dev, inode) with the same first line; else by
@@ -60445,12 +60650,12 @@ var init_checkpoint_store = __esm({
 });
 
 // ../cli/src/tail/sniff.ts
-import { open as open5 } from "node:fs/promises";
+import { open as open6 } from "node:fs/promises";
 async function sniffAgent(path) {
   if (!path.endsWith(".jsonl")) return void 0;
   let text;
   try {
-    const fh = await open5(path, "r");
+    const fh = await open6(path, "r");
     try {
       const buf = Buffer.alloc(64 * 1024);
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
@@ -60497,12 +60702,19 @@ var init_sniff = __esm({
 // ../cli/src/tail/discovery.ts
 import { statSync } from "node:fs";
 import { basename as basename7 } from "node:path";
-async function discoverSessionFiles(sources) {
+async function discoverSessionFiles(sources, options = {}) {
   const claimed = /* @__PURE__ */ new Map();
   const contested = /* @__PURE__ */ new Map();
+  const reported = /* @__PURE__ */ new Set();
+  const sink = (path, error62) => {
+    if (reported.has(path)) return;
+    reported.add(path);
+    options.onUnreadable?.(path, error62);
+  };
   for (const { agent: agent2, roots } of sources) {
     if (roots.length === 0) continue;
-    for (const file2 of await ADAPTERS[agent2].discover(roots)) {
+    const found = await reportingUnreadable(sink, () => ADAPTERS[agent2].discover(roots));
+    for (const file2 of found) {
       const prev = claimed.get(file2.path);
       if (prev) contested.set(file2.path, [...contested.get(file2.path) ?? [prev], file2]);
       if (!prev || claimsBefore(file2, prev)) claimed.set(file2.path, file2);
@@ -60540,6 +60752,7 @@ var CLAIM_ORDER;
 var init_discovery = __esm({
   "../cli/src/tail/discovery.ts"() {
     "use strict";
+    init_files();
     init_adapters();
     init_sniff();
     CLAIM_ORDER = [
@@ -60871,13 +61084,15 @@ var init_uploader = __esm({
 });
 
 // ../cli/src/commands/import.ts
-import { stat as stat4 } from "node:fs/promises";
-import { resolve as resolve3 } from "node:path";
+import { stat as stat5 } from "node:fs/promises";
+import { join as join13, resolve as resolve4 } from "node:path";
 function registerImport(cli, io) {
   cli.command("import", "Upload existing agent sessions (idempotent; for CI and first runs)").option("--all", "All known agent dirs (default: sessions whose cwd is in this git repo)").option("--since <when>", "Only files modified since: 2h, 1d, 1w or 2026-01-15").option(
     "--agents <list>",
     "Comma list of agents: claude-code (claude), codex, gemini-cli (gemini), copilot, cursor, opencode, aider"
-  ).option("--path <dir>", "Search this directory instead of the agents\u2019 homes (repeatable)").option("--dry-run", "Show per agent what would be uploaded; upload nothing").option("--allow-empty", "Exit 0 when no session files are found").option("--json", "Print the summary as JSON on stdout").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `Checkpoint dir (default $${ENV.stateDir} or ~/.hivemind)`).example("hivemind import --all --since 1d").action(async (flags) => {
+  ).option("--path <dir>", "Search this directory instead of the agents\u2019 homes (repeatable)", {
+    type: []
+  }).option("--dry-run", "Show per agent what would be uploaded; upload nothing").option("--allow-empty", "Exit 0 when no session files are found").option("--json", "Print the summary as JSON on stdout").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `Checkpoint dir (default $${ENV.stateDir} or ~/.hivemind)`).example("hivemind import --all --since 1d").action(async (flags) => {
     io.exitCode = await runImport(resolveImportOptions(flags, io), io);
   });
 }
@@ -60897,10 +61112,14 @@ function resolveImportOptions(flags, io) {
     }
   }
   const rawPaths = flags.path === void 0 ? [] : [flags.path].flat();
-  const paths = rawPaths.map((p) => {
-    if (typeof p !== "string" || p === "") throw new UsageError("--path needs a directory");
-    return resolve3(io.cwd, p);
-  });
+  const paths = [
+    ...new Set(
+      rawPaths.map((p) => {
+        if (typeof p !== "string" || p === "") throw new UsageError("--path needs a directory");
+        return resolve4(io.cwd, p);
+      })
+    )
+  ];
   const endpoint = flags.endpoint ?? io.env[ENV.endpoint];
   return {
     all: flags.all === true,
@@ -60916,7 +61135,7 @@ function resolveImportOptions(flags, io) {
 }
 async function runImport(opts, io) {
   for (const p of opts.paths) {
-    const s = await stat4(p).catch(() => void 0);
+    const s = await stat5(p).catch(() => void 0);
     if (!s?.isDirectory()) throw new UsageError(`--path ${p} is not a directory`);
   }
   const repoRoot = opts.all ? void 0 : await gitRepoRoot(io.cwd);
@@ -60932,7 +61151,7 @@ async function runImport(opts, io) {
     found: { files: 0, sessions: 0 },
     agents: {},
     upload: { batches: 0, events: 0, accepted: 0, duplicates: 0, rejected: 0 },
-    failed: { files: 0, sessions: 0 },
+    failed: { files: 0, sessions: 0, dirs: 0 },
     skipped: { olderThanSince: 0, outsideRepo: 0, incomplete: 0 },
     warnings: []
   };
@@ -60942,7 +61161,16 @@ async function runImport(opts, io) {
   for (const agent2 of opts.agents) {
     roots.set(agent2, opts.paths.length > 0 ? opts.paths : ADAPTERS[agent2].defaultRoots(io.env));
   }
-  const files = await discoverSessionFiles([...roots].map(([agent2, r]) => ({ agent: agent2, roots: r })));
+  const unreadableDirs = [];
+  const files = await discoverSessionFiles(
+    [...roots].map(([agent2, r]) => ({ agent: agent2, roots: r })),
+    {
+      onUnreadable: (path, error62) => {
+        unreadableDirs.push(path);
+        log(`${path}: could not be read: ${error62.message}`);
+      }
+    }
+  );
   const candidates = [];
   for (const file2 of files) {
     const c = statCandidate(file2);
@@ -60958,7 +61186,15 @@ async function runImport(opts, io) {
   let endpoint;
   try {
     if (!opts.dryRun && candidates.length > 0) {
-      const conn = await connect({ endpoint: opts.endpoint, env: io.env });
+      const conn = await connect({ endpoint: opts.endpoint, env: io.env }).catch((err) => {
+        if (opts.json && err instanceof ExitError) {
+          summary.ok = false;
+          summary.error = err.message;
+          io.stdout.write(`${JSON.stringify(summary)}
+`);
+        }
+        throw err;
+      });
       (opts.json ? io.stderr : io.stdout).write(maskLines(io.env, conn.secrets));
       endpoint = conn.endpoint;
       summary.endpoint = endpoint;
@@ -60987,10 +61223,15 @@ async function runImport(opts, io) {
       force
     );
     const sessionsSeen = /* @__PURE__ */ new Set();
-    const unreadable = [];
+    const unreadable2 = [];
     const fileSessions = /* @__PURE__ */ new Map();
-    for (const c of candidates) {
-      if (uploader?.failure !== void 0) break;
+    let notReached = 0;
+    let stoppedAt;
+    for (const [i, c] of candidates.entries()) {
+      if (uploader?.failure !== void 0) {
+        notReached = candidates.length - i;
+        break;
+      }
       filesDone++;
       bytesDone += c.size;
       update();
@@ -61030,7 +61271,7 @@ async function runImport(opts, io) {
         continue;
       }
       if (plan.kind === "unreadable") {
-        unreadable.push(file2.path);
+        unreadable2.push(file2.path);
         log(`${file2.path}: could not be read: ${plan.error.message}`);
         continue;
       }
@@ -61047,8 +61288,12 @@ async function runImport(opts, io) {
         log(`${e.path}${e.line !== void 0 ? `:${e.line + 1}` : ""}: ${e.message}`);
       }
       if (!uploader) continue;
-      const pending = toPending(c, plan);
-      await uploader.add(pending);
+      if (uploader.failure !== void 0) {
+        notReached = candidates.length - i;
+        stoppedAt = file2.path;
+        break;
+      }
+      await uploader.add(toPending(c, plan));
     }
     let failedFiles = [];
     if (uploader) {
@@ -61067,12 +61312,17 @@ async function runImport(opts, io) {
     const failure2 = uploader?.failure;
     if (failure2 !== void 0) {
       const attempted = new Set(failedFiles.map((f) => f.identity.path));
-      const notReached = Math.max(0, candidates.length - filesDone);
       const failedSessions = new Set(
-        failedFiles.flatMap((f) => fileSessions.get(f.identity.path) ?? [])
+        [...attempted, ...stoppedAt === void 0 ? [] : [stoppedAt]].flatMap(
+          (path) => fileSessions.get(path) ?? []
+        )
       );
       summary.ok = false;
-      summary.failed = { files: attempted.size + notReached, sessions: failedSessions.size };
+      summary.failed = {
+        files: attempted.size + notReached,
+        sessions: failedSessions.size,
+        dirs: unreadableDirs.length
+      };
       const { message, hint } = describeUploadError(failure2, endpoint);
       summary.error = message;
       if (opts.json) io.stdout.write(`${JSON.stringify(summary)}
@@ -61096,7 +61346,20 @@ async function runImport(opts, io) {
         if (!opts.json) log(`note: ${warning}`);
       }
     }
-    if (summary.found.files === 0 && !opts.allowEmpty) {
+    const problems = [];
+    if (summary.upload.rejected > 0) {
+      problems.push(`${summary.upload.rejected} record(s) rejected by the server (listed above)`);
+    }
+    if (unreadable2.length > 0) {
+      problems.push(`${unreadable2.length} session file(s) could not be read (listed above)`);
+      summary.failed.files += unreadable2.length;
+    }
+    if (unreadableDirs.length > 0) {
+      const dirs = unreadableDirs.length === 1 ? "directory" : "directories";
+      problems.push(`${unreadableDirs.length} ${dirs} could not be read (listed above)`);
+      summary.failed.dirs = unreadableDirs.length;
+    }
+    if (summary.found.files === 0 && !opts.allowEmpty && problems.length === 0) {
       summary.ok = false;
       summary.error = "no session files found";
       if (opts.json) io.stdout.write(`${JSON.stringify(summary)}
@@ -61105,15 +61368,10 @@ async function runImport(opts, io) {
         hint: "Pass --allow-empty if finding nothing is fine here."
       });
     }
-    const problems = [];
-    if (summary.upload.rejected > 0) {
-      problems.push(`${summary.upload.rejected} record(s) rejected by the server (listed above)`);
+    if (problems.length > 0) {
+      summary.ok = false;
+      summary.error = `import incomplete: ${problems.join("; ")}`;
     }
-    if (unreadable.length > 0) {
-      problems.push(`${unreadable.length} session file(s) could not be read (listed above)`);
-      summary.failed.files += unreadable.length;
-    }
-    if (problems.length > 0) summary.ok = false;
     if (opts.json) {
       io.stdout.write(`${JSON.stringify(summary)}
 `);
@@ -61121,9 +61379,9 @@ async function runImport(opts, io) {
       for (const line of humanLines(summary, opts)) io.stdout.write(`${line}
 `);
     }
-    if (problems.length > 0) {
-      throw new ExitError(EXIT.failed, `import incomplete: ${problems.join("; ")}`, {
-        hint: "Everything else was uploaded; fix or remove those records and files, then re-run."
+    if (summary.error !== void 0) {
+      throw new ExitError(EXIT.failed, summary.error, {
+        hint: problemsHint(opts, summary, store?.path ?? join13(opts.stateDir, CHECKPOINT_DB))
       });
     }
     return EXIT.ok;
@@ -61132,6 +61390,18 @@ async function runImport(opts, io) {
     store?.close();
   }
 }
+function problemsHint(opts, summary, storePath) {
+  const parts = [opts.dryRun ? "Dry run: nothing was uploaded." : "Everything else was uploaded."];
+  if (summary.upload.rejected > 0) {
+    parts.push(
+      `Rejected records are not sent again (the checkpoint moved past them; the lines stay on disk): they are listed above and in the rejected table of ${storePath}.`
+    );
+  }
+  if (summary.failed.files > 0 || summary.failed.dirs > 0) {
+    parts.push("Unreadable files and directories are tried again by the next run.");
+  }
+  return parts.join(" ");
+}
 function nothingFoundMessage(opts, summary, roots, repoRoot) {
   const where = opts.paths.length > 0 ? opts.paths : [...new Set([...roots.values()].flat())];
   const parts = [
@@ -61139,6 +61409,11 @@ function nothingFoundMessage(opts, summary, roots, repoRoot) {
   ];
   if (summary.skipped.olderThanSince > 0) {
     parts.push(`${summary.skipped.olderThanSince} older than --since`);
+  }
+  if (summary.skipped.incomplete > 0) {
+    parts.push(
+      `${summary.skipped.incomplete} skipped as not written yet (empty, or no complete first line)`
+    );
   }
   if (repoRoot !== void 0) {
     parts.push(
@@ -61162,7 +61437,7 @@ function humanLines(s, opts) {
     const events = Object.values(s.agents).reduce((n2, a) => n2 + a.events, 0);
     head = `hivemind import: dry run: ${found}; would upload ${n(events, "event")}; nothing was sent`;
   } else if (s.upload.events === 0 && s.upload.batches === 0) {
-    head = s.found.files === 0 ? "hivemind import: no session files found; nothing to upload (--allow-empty)" : `hivemind import: ${found}; all already uploaded, nothing new to send`;
+    head = s.found.files === 0 ? `hivemind import: no session files found; nothing to upload${opts.allowEmpty ? " (--allow-empty)" : ""}` : `hivemind import: ${found}; all already uploaded, nothing new to send`;
   } else {
     const u = s.upload;
     head = `hivemind import: ${found}; sent ${n(u.events, "event")} in ${n(u.batches, "batch")} to ${s.endpoint}: ${u.accepted} items stored, ${u.duplicates} already there, ${u.rejected} rejected`;
@@ -63204,7 +63479,7 @@ var require_thread_stream = __commonJS({
     var { version: version2 } = require_package();
     var { EventEmitter: EventEmitter3 } = __require("events");
     var { Worker } = __require("worker_threads");
-    var { join: join15 } = __require("path");
+    var { join: join16 } = __require("path");
     var { pathToFileURL } = __require("url");
     var { wait } = require_wait();
     var {
@@ -63256,7 +63531,7 @@ var require_thread_stream = __commonJS({
     function createWorker(stream, opts) {
       const { filename, workerData } = opts;
       const bundlerOverrides = "__bundlerPathsOverrides" in globalThis ? globalThis.__bundlerPathsOverrides : {};
-      const toExecute = bundlerOverrides["thread-stream-worker"] || join15(__dirname, "lib", "worker.js");
+      const toExecute = bundlerOverrides["thread-stream-worker"] || join16(__dirname, "lib", "worker.js");
       const worker = new Worker(toExecute, {
         ...opts.workerOpts,
         name: opts.workerOpts?.name || "thread-stream",
@@ -63769,7 +64044,7 @@ var require_transport = __commonJS({
     var { createRequire } = __require("module");
     var { existsSync: existsSync3 } = __require("node:fs");
     var getCallers = require_caller();
-    var { join: join15, isAbsolute, sep: sep3 } = __require("node:path");
+    var { join: join16, isAbsolute, sep: sep3 } = __require("node:path");
     var { fileURLToPath } = __require("node:url");
     var sleep3 = require_atomic_sleep();
     var onExit = require_on_exit_leak_free();
@@ -63924,7 +64199,7 @@ var require_transport = __commonJS({
         throw new Error("only one of target or targets can be specified");
       }
       if (targets) {
-        target = bundlerOverrides["pino-worker"] || join15(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join16(__dirname, "worker.js");
         options.targets = targets.filter((dest) => dest.target).map((dest) => {
           return {
             ...dest,
@@ -63945,7 +64220,7 @@ var require_transport = __commonJS({
         const pipelinesHaveLevel = options.pipelines.some((p) => p.some((t) => t.level != null));
         usesMultistream = options.targets.length + options.pipelines.length > 1 || targetsHaveLevel || pipelinesHaveLevel;
       } else if (pipeline) {
-        target = bundlerOverrides["pino-worker"] || join15(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join16(__dirname, "worker.js");
         options.pipelines = [pipeline.map((dest) => {
           return {
             ...dest,
@@ -63972,7 +64247,7 @@ var require_transport = __commonJS({
           return origin;
         }
         if (origin === "pino/file") {
-          return join15(__dirname, "..", "file.js");
+          return join16(__dirname, "..", "file.js");
         }
         let fixTarget2;
         for (const filePath of callers) {
@@ -64953,7 +65228,7 @@ var require_safe_stable_stringify = __commonJS({
               return circularValue;
             }
             let res = "";
-            let join15 = ",";
+            let join16 = ",";
             const originalIndentation = indentation;
             if (Array.isArray(value)) {
               if (value.length === 0) {
@@ -64967,7 +65242,7 @@ var require_safe_stable_stringify = __commonJS({
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join15 = `,
+                join16 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -64975,13 +65250,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join15;
+                res += join16;
               }
               const tmp = stringifyFnReplacer(String(i), value, stack, replacer, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -65002,7 +65277,7 @@ ${originalIndentation}`;
             let separator = "";
             if (spacer !== "") {
               indentation += spacer;
-              join15 = `,
+              join16 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -65016,13 +65291,13 @@ ${indentation}`;
               const tmp = stringifyFnReplacer(key2, value, stack, replacer, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join15;
+                separator = join16;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...":${whitespace}"${getItemCount(removedKeys)} not stringified"`;
-              separator = join15;
+              separator = join16;
             }
             if (spacer !== "" && separator.length > 1) {
               res = `
@@ -65063,7 +65338,7 @@ ${originalIndentation}`;
             }
             const originalIndentation = indentation;
             let res = "";
-            let join15 = ",";
+            let join16 = ",";
             if (Array.isArray(value)) {
               if (value.length === 0) {
                 return "[]";
@@ -65076,7 +65351,7 @@ ${originalIndentation}`;
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join15 = `,
+                join16 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -65084,13 +65359,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join15;
+                res += join16;
               }
               const tmp = stringifyArrayReplacer(String(i), value[i], stack, replacer, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join15}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -65103,7 +65378,7 @@ ${originalIndentation}`;
             let whitespace = "";
             if (spacer !== "") {
               indentation += spacer;
-              join15 = `,
+              join16 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -65112,7 +65387,7 @@ ${indentation}`;
               const tmp = stringifyArrayReplacer(key2, value[key2], stack, replacer, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join15;
+                separator = join16;
               }
             }
             if (spacer !== "" && separator.length > 1) {
@@ -65170,20 +65445,20 @@ ${originalIndentation}`;
               indentation += spacer;
               let res2 = `
 ${indentation}`;
-              const join16 = `,
+              const join17 = `,
 ${indentation}`;
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
               let i = 0;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyIndent(String(i), value[i], stack, spacer, indentation);
                 res2 += tmp2 !== void 0 ? tmp2 : "null";
-                res2 += join16;
+                res2 += join17;
               }
               const tmp = stringifyIndent(String(i), value[i], stack, spacer, indentation);
               res2 += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res2 += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
+                res2 += `${join17}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               res2 += `
 ${originalIndentation}`;
@@ -65199,16 +65474,16 @@ ${originalIndentation}`;
               return '"[Object]"';
             }
             indentation += spacer;
-            const join15 = `,
+            const join16 = `,
 ${indentation}`;
             let res = "";
             let separator = "";
             let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
             if (isTypedArrayWithEntries(value)) {
-              res += stringifyTypedArray(value, join15, maximumBreadth);
+              res += stringifyTypedArray(value, join16, maximumBreadth);
               keys = keys.slice(value.length);
               maximumPropertiesToStringify -= value.length;
-              separator = join15;
+              separator = join16;
             }
             if (deterministic) {
               keys = sort(keys, comparator);
@@ -65219,13 +65494,13 @@ ${indentation}`;
               const tmp = stringifyIndent(key2, value[key2], stack, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}: ${tmp}`;
-                separator = join15;
+                separator = join16;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...": "${getItemCount(removedKeys)} not stringified"`;
-              separator = join15;
+              separator = join16;
             }
             if (separator !== "") {
               res = `
@@ -65779,12 +66054,12 @@ import { exec } from "child_process";
 import { createGzip } from "zlib";
 import { Writable } from "stream";
 import { access, constants as constants2, createReadStream, createWriteStream } from "fs";
-import { mkdir, open as open6, readFile as readFile9, rename, stat as stat5, unlink as unlink2, writeFile } from "fs/promises";
+import { mkdir, open as open7, readFile as readFile9, rename, stat as stat6, unlink as unlink2, writeFile } from "fs/promises";
 import { sep as sep2 } from "path";
 import { TextDecoder as TextDecoder2 } from "util";
 import { setTimeout as setTimeout2 } from "timers";
 async function exists(filename) {
-  return new Promise((resolve5) => access(filename, constants2.F_OK, (error62) => resolve5(!error62)));
+  return new Promise((resolve6) => access(filename, constants2.F_OK, (error62) => resolve6(!error62)));
 }
 function buildNumberCheck(field) {
   return (type, options, value) => {
@@ -65949,9 +66224,9 @@ var init_esm = __esm({
         this.filename = path + generator(null);
         this.fsCreateReadStream = createReadStream;
         this.fsCreateWriteStream = createWriteStream;
-        this.fsOpen = open6;
+        this.fsOpen = open7;
         this.fsReadFile = readFile9;
-        this.fsStat = stat5;
+        this.fsStat = stat6;
         this.fsUnlink = unlink2;
         this.generator = generator;
         this.maxTimeout = 2147483640;
@@ -66020,10 +66295,10 @@ var init_esm = __esm({
       async init() {
         const { immutable, initialRotation, interval, size } = this.options;
         if (immutable)
-          return new Promise((resolve5, reject) => process.nextTick(() => this.immutate(true).then(resolve5).catch(reject)));
+          return new Promise((resolve6, reject) => process.nextTick(() => this.immutate(true).then(resolve6).catch(reject)));
         let stats;
         try {
-          stats = await stat5(this.filename);
+          stats = await stat6(this.filename);
         } catch (e) {
           if (e.code !== "ENOENT")
             throw e;
@@ -66051,12 +66326,12 @@ var init_esm = __esm({
       async reopen(size) {
         let file2;
         try {
-          file2 = await open6(this.filename, "a", this.options.mode);
+          file2 = await open7(this.filename, "a", this.options.mode);
         } catch (e) {
           if (e.code !== "ENOENT")
             throw e;
           await this.makePath(this.filename);
-          file2 = await open6(this.filename, "a", this.options.mode);
+          file2 = await open7(this.filename, "a", this.options.mode);
         }
         this.file = file2;
         this.size = size;
@@ -66113,7 +66388,7 @@ var init_esm = __esm({
           if (e.code !== "ENOENT")
             throw e;
           await this.makePath(filename);
-          file2 = await open6(filename, "a");
+          file2 = await open7(filename, "a");
         }
         await file2.close();
         return this.unlink(filename);
@@ -66208,10 +66483,10 @@ var init_esm = __esm({
       async compress(filename) {
         const { compress } = this.options;
         if (typeof compress === "function") {
-          await new Promise((resolve5, reject) => {
+          await new Promise((resolve6, reject) => {
             this.exec(compress(this.filename, filename), (error62, stdout, stderr) => {
               this.emit("external", stdout, stderr);
-              error62 ? reject(error62) : resolve5();
+              error62 ? reject(error62) : resolve6();
             });
           });
         } else
@@ -66224,19 +66499,19 @@ var init_esm = __esm({
         const inp = this.fsCreateReadStream(this.filename, {});
         const out = this.fsCreateWriteStream(filename, options);
         const zip = this.createGzip();
-        await new Promise((resolve5, reject) => {
+        await new Promise((resolve6, reject) => {
           inp.once("error", reject);
           out.once("error", reject);
           zip.once("error", reject);
-          out.once("finish", resolve5);
+          out.once("finish", resolve6);
           inp.pipe(zip).pipe(out);
         });
         await Promise.all([
-          new Promise((resolve5) => zip.close(resolve5)),
-          new Promise((resolve5) => out.close((err) => {
+          new Promise((resolve6) => zip.close(resolve6)),
+          new Promise((resolve6) => out.close((err) => {
             if (err)
               this.emit("warning", err);
-            resolve5();
+            resolve6();
           }))
         ]);
       }
@@ -66420,7 +66695,7 @@ var init_log = __esm({
 });
 
 // ../cli/src/daemon/watch-sources.ts
-import { basename as basename9, join as join13, resolve as resolve4 } from "node:path";
+import { basename as basename9, join as join14, resolve as resolve5 } from "node:path";
 function parseWatchPaths(value, cwd) {
   if (value === void 0 || value.trim() === "") return [];
   const out = [];
@@ -66441,9 +66716,9 @@ function parseWatchPaths(value, cwd) {
       }
       const path = entry.slice(eq + 1).trim();
       if (path === "") throw new UsageError(`${ENV.watchPaths}: "${entry}" names no directory`);
-      out.push({ agent: agent2, path: resolve4(cwd, path) });
+      out.push({ agent: agent2, path: resolve5(cwd, path) });
     } else {
-      out.push({ agent: void 0, path: resolve4(cwd, entry) });
+      out.push({ agent: void 0, path: resolve5(cwd, entry) });
     }
   }
   return out;
@@ -66453,7 +66728,7 @@ async function recognizeLayout(dir) {
   for (const l of LAYOUTS) if (l.names.includes(name)) return l.agent;
   for (const l of LAYOUTS) {
     for (const m of l.markers) {
-      if (await isDir(join13(dir, m))) return l.agent;
+      if (await isDir(join14(dir, m))) return l.agent;
     }
   }
   return void 0;
@@ -66498,8 +66773,8 @@ var init_watch_sources = __esm({
 // ../cli/src/daemon/daemon.ts
 import { EventEmitter as EventEmitter2, once } from "node:events";
 import { watch } from "node:fs";
-import { mkdir as mkdir2, open as open7, readFile as readFile10, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname as dirname8, join as join14 } from "node:path";
+import { mkdir as mkdir2, open as open8, readFile as readFile10, rename as rename2, unlink as unlink3, writeFile as writeFile2 } from "node:fs/promises";
+import { dirname as dirname8, join as join15 } from "node:path";
 function timingsFromEnv(env) {
   const raw = env.HIVEMIND_TEST_DAEMON_TIMINGS;
   if (env.NODE_ENV !== "test" || !raw) return void 0;
@@ -66514,7 +66789,7 @@ function timingsFromEnv(env) {
 async function acquirePidFile(paths) {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fh = await open7(paths.pidFile, "wx", 384);
+      const fh = await open8(paths.pidFile, "wx", 384);
       await fh.writeFile(pidFileContent(process.pid));
       await fh.close();
       return;
@@ -66853,7 +67128,15 @@ var init_daemon = __esm({
             this.#opts.watchPaths,
             this.#opts.home
           );
-          files = await discoverSessionFiles(this.#sources);
+          files = await discoverSessionFiles(this.#sources, {
+            // Every full pass meets it again: logged once, like an unreadable file.
+            onUnreadable: (path, error62) => {
+              const key = `${path}:${error62.code ?? error62.message}`;
+              if (this.#unreadableLogged.has(key)) return;
+              this.#unreadableLogged.add(key);
+              this.#log.warn({ path, error: error62.message }, "directory could not be read");
+            }
+          });
           this.#index = new Map(files.map((f) => [f.path, f]));
           this.#filesWatched = files.length;
           this.#syncWatchers(files.map((f) => dirname8(f.path)));
@@ -67030,7 +67313,7 @@ var init_daemon = __esm({
           if (this.#watchers.has(dir)) continue;
           try {
             const w = watch(dir, { persistent: false }, (_event, name) => {
-              const path = name ? join14(dir, name) : void 0;
+              const path = name ? join15(dir, name) : void 0;
               if (path !== void 0 && this.#index.has(path)) this.#dirtyPaths.add(path);
               else this.#needFull = true;
               this.#kick(this.#t.batchWindowMs, false);
@@ -75158,7 +75441,7 @@ var init_protocol = __esm({
               return;
             }
             const pollInterval = task2.pollInterval ?? this._options?.defaultTaskPollInterval ?? 1e3;
-            await new Promise((resolve5) => setTimeout(resolve5, pollInterval));
+            await new Promise((resolve6) => setTimeout(resolve6, pollInterval));
             options?.signal?.throwIfAborted();
           }
         } catch (error62) {
@@ -75175,7 +75458,7 @@ var init_protocol = __esm({
        */
       request(request2, resultSchema, options) {
         const { relatedRequestId, resumptionToken, onresumptiontoken, task, relatedTask } = options ?? {};
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           const earlyReject = (error62) => {
             reject(error62);
           };
@@ -75253,7 +75536,7 @@ var init_protocol = __esm({
               if (!parseResult.success) {
                 reject(parseResult.error);
               } else {
-                resolve5(parseResult.data);
+                resolve6(parseResult.data);
               }
             } catch (error62) {
               reject(error62);
@@ -75515,12 +75798,12 @@ var init_protocol = __esm({
           }
         } catch {
         }
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           if (signal.aborted) {
             reject(new McpError(ErrorCode.InvalidRequest, "Request cancelled"));
             return;
           }
-          const timeoutId = setTimeout(resolve5, interval);
+          const timeoutId = setTimeout(resolve6, interval);
           signal.addEventListener("abort", () => {
             clearTimeout(timeoutId);
             reject(new McpError(ErrorCode.InvalidRequest, "Request cancelled"));
@@ -78547,7 +78830,7 @@ var require_compile = __commonJS({
       const schOrFunc = root.refs[ref];
       if (schOrFunc)
         return schOrFunc;
-      let _sch = resolve5.call(this, root, ref);
+      let _sch = resolve6.call(this, root, ref);
       if (_sch === void 0) {
         const schema = (_a3 = root.localRefs) === null || _a3 === void 0 ? void 0 : _a3[ref];
         const { schemaId } = this.opts;
@@ -78574,7 +78857,7 @@ var require_compile = __commonJS({
     function sameSchemaEnv(s1, s2) {
       return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
     }
-    function resolve5(root, ref) {
+    function resolve6(root, ref) {
       let sch;
       while (typeof (sch = this.refs[ref]) == "string")
         ref = sch;
@@ -79438,7 +79721,7 @@ var require_fast_uri = __commonJS({
       }
       return uri;
     }
-    function resolve5(baseURI, relativeURI, options) {
+    function resolve6(baseURI, relativeURI, options) {
       const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
       const {
         parsed: baseParsed,
@@ -79829,7 +80112,7 @@ var require_fast_uri = __commonJS({
     var fastUri = {
       SCHEMES,
       normalize,
-      resolve: resolve5,
+      resolve: resolve6,
       resolveComponent,
       equal,
       serialize,
@@ -84223,7 +84506,7 @@ var init_mcp = __esm({
         let task = createTaskResult.task;
         const pollInterval = task.pollInterval ?? 5e3;
         while (task.status !== "completed" && task.status !== "failed" && task.status !== "cancelled") {
-          await new Promise((resolve5) => setTimeout(resolve5, pollInterval));
+          await new Promise((resolve6) => setTimeout(resolve6, pollInterval));
           const updatedTask = await extra.taskStore.getTask(taskId);
           if (!updatedTask) {
             throw new McpError(ErrorCode.InternalError, `Task ${taskId} not found during polling`);
@@ -84862,12 +85145,12 @@ var init_stdio2 = __esm({
         this.onclose?.();
       }
       send(message) {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           const json2 = serializeMessage(message);
           if (this._stdout.write(json2)) {
-            resolve5();
+            resolve6();
           } else {
-            this._stdout.once("drain", resolve5);
+            this._stdout.once("drain", resolve6);
           }
         });
       }
@@ -84922,11 +85205,11 @@ async function runMcp(flags, io) {
       };
     }
   );
-  const ended = new Promise((resolve5) => {
-    process.stdin.once("end", () => resolve5("stdin closed"));
-    process.stdin.once("close", () => resolve5("stdin closed"));
-    process.once("SIGTERM", () => resolve5("SIGTERM"));
-    process.once("SIGINT", () => resolve5("SIGINT"));
+  const ended = new Promise((resolve6) => {
+    process.stdin.once("end", () => resolve6("stdin closed"));
+    process.stdin.once("close", () => resolve6("stdin closed"));
+    process.once("SIGTERM", () => resolve6("SIGTERM"));
+    process.once("SIGINT", () => resolve6("SIGINT"));
   });
   const transport = new StdioServerTransport2();
   transport.onclose = () => void 0;
@@ -84980,9 +85263,9 @@ async function runForeground(flags, io) {
     if (notify) sendParent(errorMessage(err, endpoint));
     throw err;
   }
-  const stop2 = new Promise((resolve5) => {
-    process.once("SIGTERM", () => resolve5("SIGTERM"));
-    process.once("SIGINT", () => resolve5("SIGINT"));
+  const stop2 = new Promise((resolve6) => {
+    process.once("SIGTERM", () => resolve6("SIGTERM"));
+    process.once("SIGINT", () => resolve6("SIGINT"));
   });
   if (notify) {
     try {
@@ -85068,15 +85351,15 @@ async function runBackground(flags, io) {
     { cwd: io.cwd, env: io.env, detached: true, stdio: ["ignore", out, out, "ipc"] }
   );
   closeSync(out);
-  const outcome = await new Promise((resolve5) => {
-    const timer = setTimeout(() => resolve5({ type: "timeout" }), READY_TIMEOUT_MS);
+  const outcome = await new Promise((resolve6) => {
+    const timer = setTimeout(() => resolve6({ type: "timeout" }), READY_TIMEOUT_MS);
     child.once("message", (m) => {
       clearTimeout(timer);
-      resolve5(m);
+      resolve6(m);
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      resolve5({ type: "exit", code });
+      resolve6({ type: "exit", code });
     });
   });
   if (outcome.type === "ready") {
@@ -85163,7 +85446,10 @@ async function main(argv, io) {
   cli.help();
   cli.version(VERSION);
   try {
-    cli.parse([...argv], { run: false });
+    cli.parse(argv.map(keepString), { run: false });
+    cli.args = cli.args.map(untag);
+    const options = cli.options;
+    for (const [key, value] of Object.entries(options)) options[key] = untag(value);
     if (cli.options.help || cli.options.version) return EXIT.ok;
     if (!cli.matchedCommand) {
       const name = cli.args[0];
@@ -85172,6 +85458,7 @@ async function main(argv, io) {
         name === void 0 ? "missing command (see --help)" : `unknown command "${name}" (see --help)`
       );
     }
+    normalizeOptions(cli.matchedCommand, cli.options, argv);
     await cli.runMatchedCommand();
     return io.exitCode;
   } catch (err) {
@@ -85188,7 +85475,7 @@ async function main(argv, io) {
 function describe3(err) {
   if (err instanceof ExitError) return { code: err.exitCode, message: err.message, hint: err.hint };
   if (err instanceof Error && err.name === "CACError") {
-    return { code: EXIT.usage, message: `${err.message} (see --help)` };
+    return { code: EXIT.usage, message: `${untag(err.message)} (see --help)` };
   }
   if (isHiveMindError(err)) {
     const code = err.code === "ERR_CONFIGURATION" ? EXIT.usage : EXIT.failed;
@@ -85202,7 +85489,53 @@ function describe3(err) {
     hint: "Run with DEBUG=1 for the stack trace."
   };
 }
-var PREFIX;
+function keepString(arg) {
+  if (!arg.startsWith("-")) return looksNumeric(arg) ? TAG + arg : arg;
+  const eq = arg.indexOf("=");
+  if (!arg.startsWith("--") || eq < 0) return arg;
+  const value = arg.slice(eq + 1);
+  return looksNumeric(value) ? `${arg.slice(0, eq + 1)}${TAG}${value}` : arg;
+}
+function looksNumeric(value) {
+  const n2 = +value;
+  return n2 * 0 === 0;
+}
+function untag(value) {
+  if (typeof value === "string") return value.replaceAll(TAG, "");
+  if (Array.isArray(value)) return value.map(untag);
+  return value;
+}
+function normalizeOptions(command, options, argv) {
+  const end = argv.indexOf("--");
+  const given = end < 0 ? argv : argv.slice(0, end);
+  for (const option of command.options) {
+    const value = options[option.name];
+    if (value === void 0) continue;
+    const flag = option.rawName.split(/[\s,]+/).find((s) => s.startsWith("--")) ?? option.rawName;
+    if (option.isBoolean && !option.negated) {
+      for (const arg of given) {
+        if (arg.startsWith(`${flag}=`)) switchValue(flag, arg.slice(flag.length + 1));
+      }
+      options[option.name] = switchValue(flag, value);
+    } else if (Array.isArray(value) && !Array.isArray(option.config.type)) {
+      throw new UsageError(`${flag} given more than once: pass it once`);
+    }
+  }
+}
+function switchValue(flag, value) {
+  const values = (Array.isArray(value) ? value : [value]).map((v) => {
+    if (v === true || v === "true") return true;
+    if (v === false || v === "false") return false;
+    throw new UsageError(
+      `${flag} takes no value (got ${JSON.stringify(v)}): write ${flag}, or ${flag}=false to turn it off`
+    );
+  });
+  if (values.includes(true) && values.includes(false)) {
+    throw new UsageError(`${flag} is both on and off (${flag}=false and ${flag}): pass it once`);
+  }
+  return values[0] ?? false;
+}
+var PREFIX, TAG;
 var init_cli = __esm({
   "../cli/src/cli.ts"() {
     "use strict";
@@ -85216,6 +85549,7 @@ var init_cli = __esm({
     init_errors5();
     init_version();
     PREFIX = "hivemind: ";
+    TAG = "\0";
   }
 });
 
