@@ -252,6 +252,20 @@ describe('main', () => {
       )
     })
 
+    it('the daemon too: start --foreground with a file as --state-dir is one line, exit 1', async () => {
+      const file = join(dir, 'file')
+      await writeFile(file, '')
+      const r = await run(['start', '--foreground', '--state-dir', file], {
+        HIVEMIND_ENDPOINT: 'http://127.0.0.1:9',
+        HIVEMIND_TOKEN: TOKEN,
+      })
+      expect(r).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `hivemind: cannot use the state dir ${file}: not a directory\n  Point --state-dir or HIVEMIND_STATE_DIR at a writable directory.\n`,
+      })
+    })
+
     it.each([false, true])('a damaged checkpoints.sqlite (dry run %s): exit 1', async (dry) => {
       await mkdir(join(dir, 'state'))
       await writeFile(join(dir, 'state', 'checkpoints.sqlite'), 'not a database at all')

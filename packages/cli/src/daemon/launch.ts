@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import { ENV } from '@hivemind/sdk/schemas'
 import { describeUploadError, requireEndpoint } from '../client.js'
 import { UsageError } from '../errors.js'
+import { ensureStateDir } from '../tail/checkpoint-store.js'
 import type { CliIo } from '../io.js'
 import { Daemon, timingsFromEnv } from './daemon.js'
 import { createDaemonLogger, type Logger } from './log.js'
@@ -42,7 +42,7 @@ export function prepareDaemon(
   const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd)
   const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd)
   const paths = daemonPaths(stateDir)
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+  ensureStateDir(stateDir)
   const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? 'info')
   return {
     endpoint,

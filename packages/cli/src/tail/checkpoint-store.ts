@@ -88,11 +88,7 @@ export class CheckpointStore {
    */
   static open(stateDir: string): CheckpointStore {
     const path = join(stateDir, CHECKPOINT_DB)
-    try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-    } catch (err) {
-      throw storeError('state dir', stateDir, err)
-    }
+    ensureStateDir(stateDir)
     let db: DatabaseSync | undefined
     try {
       db = new DatabaseSync(path, { timeout: 10_000 })
@@ -243,6 +239,18 @@ export class CheckpointStore {
 }
 
 /** Why the store cannot be used, as the one line the CLI prints (exit 1). */
+/**
+ * Creates the state dir (0700) if needed; one that cannot be (a file in the way, no
+ * permission) is an {@link ExitError} naming it and the flag or variable to change.
+ */
+export function ensureStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+  } catch (err) {
+    throw storeError('state dir', stateDir, err)
+  }
+}
+
 function storeError(what: string, path: string, err: unknown): ExitError {
   const e = err as NodeJS.ErrnoException
   const reason =
