@@ -60438,6 +60438,13 @@ var init_since = __esm({
 import { existsSync as existsSync2, mkdirSync } from "node:fs";
 import { join as join12 } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+function ensureStateDir(stateDir) {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 448 });
+  } catch (err) {
+    throw storeError("state dir", stateDir, err);
+  }
+}
 function storeError(what, path, err) {
   const e = err;
   const reason = e.code === "EEXIST" ? "not a directory" : e.code === "ENOTDIR" ? "a parent of it is not a directory" : e.code === "EACCES" || e.code === "EPERM" || e.code === "EROFS" ? "permission denied" : (
@@ -60525,11 +60532,7 @@ var init_checkpoint_store = __esm({
        */
       static open(stateDir) {
         const path = join12(stateDir, CHECKPOINT_DB);
-        try {
-          mkdirSync(stateDir, { recursive: true, mode: 448 });
-        } catch (err) {
-          throw storeError("state dir", stateDir, err);
-        }
+        ensureStateDir(stateDir);
         let db;
         try {
           db = new DatabaseSync(path, { timeout: 1e4 });
@@ -67347,7 +67350,6 @@ var init_daemon = __esm({
 });
 
 // ../cli/src/daemon/launch.ts
-import { mkdirSync as mkdirSync2 } from "node:fs";
 function drainTimeoutMs(value) {
   const n2 = Number(value ?? DEFAULT_DRAIN_TIMEOUT_S);
   if (!Number.isFinite(n2) || n2 < 0 || n2 > 600) {
@@ -67360,7 +67362,7 @@ function prepareDaemon(flags, io) {
   const stateDir = resolveStateDir(flags.stateDir, io.env, io.cwd);
   const watchPaths = parseWatchPaths(io.env[ENV.watchPaths], io.cwd);
   const paths = daemonPaths(stateDir);
-  mkdirSync2(stateDir, { recursive: true, mode: 448 });
+  ensureStateDir(stateDir);
   const logger = createDaemonLogger(paths.logFile, io.env.HIVEMIND_LOG_LEVEL ?? "info");
   return {
     endpoint,
@@ -67394,6 +67396,7 @@ var init_launch = __esm({
     init_schemas3();
     init_client2();
     init_errors5();
+    init_checkpoint_store();
     init_daemon();
     init_log();
     init_state_dir();
@@ -85243,7 +85246,7 @@ var init_mcp2 = __esm({
 // ../cli/src/commands/start.ts
 import { spawn } from "node:child_process";
 import { once as once2 } from "node:events";
-import { mkdirSync as mkdirSync3, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
+import { mkdirSync as mkdirSync2, openSync, closeSync, readFileSync as readFileSync4 } from "node:fs";
 function registerStart(cli, io) {
   cli.command("start", "Start the daemon in the background: tail agent sessions and upload them").option("--foreground", "Run in the foreground (containers, sidecars); never exits on errors").option("--endpoint <url>", `Server URL (default $${ENV.endpoint})`).option("--state-dir <dir>", `State dir (default $${ENV.stateDir} or ~/.hivemind)`).option("--drain-timeout <seconds>", "Final catch-up budget on SIGTERM", {
     default: DEFAULT_DRAIN_TIMEOUT_S
@@ -85329,7 +85332,7 @@ async function runBackground(flags, io) {
   const paths = daemonPaths(stateDir);
   const running = runningPid(paths);
   if (running !== void 0) throw new DaemonAlreadyRunningError(running, stateDir);
-  mkdirSync3(stateDir, { recursive: true, mode: 448 });
+  mkdirSync2(stateDir, { recursive: true, mode: 448 });
   const out = openSync(paths.outFile, "a", 384);
   const script = process.argv[1];
   if (script === void 0) throw new ExitError(EXIT.internal, "cannot tell which script to run");
