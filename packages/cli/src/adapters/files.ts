@@ -35,11 +35,17 @@ export async function walk(
   accept: (path: string, name: string) => boolean,
   options: WalkOptions = {},
 ): Promise<string[]> {
-  return walkDir(dir, accept, options, 0, new Set())
+  return walkDir(dir, undefined, accept, options, 0, new Set())
 }
 
+/**
+ * `known` is `dir`'s real path when the walk can tell it without a syscall: a plain
+ * subdirectory's is its parent's plus its name; only the root and linked entries are
+ * resolved.
+ */
 async function walkDir(
   dir: string,
+  known: string | undefined,
   accept: (path: string, name: string) => boolean,
   options: WalkOptions,
   depth: number,
@@ -48,7 +54,7 @@ async function walkDir(
   let real: string
   let entries
   try {
-    real = await realpath(dir)
+    real = known ?? (await realpath(dir))
     entries = await readdir(dir, { withFileTypes: true })
   } catch (err) {
     unreadable(dir, err)
@@ -75,7 +81,8 @@ async function walkDir(
     if (isDirectory) {
       if (options.skipDirs?.has(e.name)) continue
       if (depth >= (options.maxDepth ?? 8)) continue
-      out.push(...(await walkDir(p, accept, options, depth + 1, seen)))
+      const sub = e.isSymbolicLink() ? undefined : join(real, e.name)
+      out.push(...(await walkDir(p, sub, accept, options, depth + 1, seen)))
     } else if (isFile && !IGNORED.test(e.name) && accept(p, e.name)) {
       // A linked file and its target (or two links to it) are one session file.
       const key = e.isSymbolicLink() ? await realpath(p).catch(() => p) : join(real, e.name)
