@@ -278,12 +278,15 @@ async function upsertSessions(tx: Db, owner: Owner, list: Session[]): Promise<nu
   // A session uploaded without `repo` is filed under the last segment of its cwd, but only
   // while no client has named its repo: a later record without `repo` must not replace
   // the `org/name` an earlier one gave.
-  await tx.query(
-    `UPDATE sessions SET repo = substring(cwd from '([^/\\\\]+)[/\\\\]*$')
-      WHERE owner_kind = $1 AND owner_id = $2 AND session_key = ANY($3::text[])
-        AND repo IS NULL AND cwd IS NOT NULL`,
-    [owner.kind, owner.id, list.map((x) => x.session_key)],
-  )
+  const unnamed = list.filter((x) => !x.repo && x.cwd).map((x) => x.session_key)
+  if (unnamed.length > 0) {
+    await tx.query(
+      `UPDATE sessions SET repo = substring(cwd from '([^/\\\\]+)[/\\\\]*$')
+        WHERE owner_kind = $1 AND owner_id = $2 AND session_key = ANY($3::text[])
+          AND repo IS NULL AND cwd IS NOT NULL`,
+      [owner.kind, owner.id, unnamed],
+    )
+  }
   return rows.length
 }
 
