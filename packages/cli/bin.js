@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import module from 'node:module'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 // The checkpoint store uses node:sqlite and Codex archives need built-in zstd: on an older
 // Node say so in one line instead of an ERR_UNKNOWN_BUILTIN_MODULE stack trace.
 const major = Number(process.versions.node.split('.')[0])
@@ -11,10 +14,7 @@ if (major < 24) {
 // dir, never the shared temp dir Node defaults to, where another local user could plant
 // code for this process to run. An unwritable dir only leaves it off;
 // NODE_COMPILE_CACHE / NODE_DISABLE_COMPILE_CACHE still decide when set.
-const { enableCompileCache } = await import('node:module')
-const { homedir } = await import('node:os')
-const { join } = await import('node:path')
 const cacheHome = process.env.XDG_CACHE_HOME || join(homedir(), '.cache')
-enableCompileCache?.(join(cacheHome, 'hivemind', 'node-compile-cache'))
+module.enableCompileCache?.(join(cacheHome, 'hivemind', 'node-compile-cache'))
 // The healthcheck runs every 10 s under a 3 s timeout: its own small bundle.
 await import(process.argv[2] === 'health' ? './dist/health.js' : './dist/index.js')
