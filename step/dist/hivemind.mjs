@@ -57585,13 +57585,13 @@ function reportingUnreadable(sink, fn) {
   return unreadableSink.run(sink, fn);
 }
 async function walk(dir, accept, options = {}) {
-  return walkDir(dir, accept, options, 0, /* @__PURE__ */ new Set());
+  return walkDir(dir, void 0, accept, options, 0, /* @__PURE__ */ new Set());
 }
-async function walkDir(dir, accept, options, depth, seen) {
+async function walkDir(dir, known, accept, options, depth, seen) {
   let real;
   let entries;
   try {
-    real = await realpath(dir);
+    real = known ?? await realpath(dir);
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
     unreadable(dir, err);
@@ -57618,7 +57618,8 @@ async function walkDir(dir, accept, options, depth, seen) {
     if (isDirectory) {
       if (options.skipDirs?.has(e.name)) continue;
       if (depth >= (options.maxDepth ?? 8)) continue;
-      out.push(...await walkDir(p, accept, options, depth + 1, seen));
+      const sub = e.isSymbolicLink() ? void 0 : join3(real, e.name);
+      out.push(...await walkDir(p, sub, accept, options, depth + 1, seen));
     } else if (isFile && !IGNORED.test(e.name) && accept(p, e.name)) {
       const key = e.isSymbolicLink() ? await realpath(p).catch(() => p) : join3(real, e.name);
       if (seen.has(key)) continue;
